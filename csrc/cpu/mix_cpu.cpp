@@ -1,0 +1,258 @@
+// CPU backend: in-place CutMix / MixUp with at::parallel_for and no batch-sized temporary.
+//
+// In place, sample i must read its partner's pixels before the partner's own patch overwrites
+// them. Each pixel position is independent, so for a block of rows the samples are visited
+// cycle by cycle of the partner permutation: c0, c1 = src(c0), c2 = src(c1), ... Then c_j takes
+// from c_{j+1}, which is still original, and only c0 needs saving, in a buffer of one row block.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../mix.h"
+#include "../plan.h"
+#include "blend_x86.h"
+
+namespace cutmix_ext {
+namespace {
+
+// Bytes of one sample's rows moved per step of the cycle walk: enough to amortize the walk, small
+// enough that the saved rows and the step's destination stay in L1/L2.
+constexpr int64_t kBlockBytes = 32 << 10;
+constexpr int64_t kMaxRowBlock = 256;
+// Elements per MixUp chunk: the partner chunk read at one step is the destination of the next.
+constexpr int64_t kChunkBytes = 16384;
+// Work below this many bytes runs on the calling thread.
+constexpr int64_t kParallelBytes = 1 << 16;
+
+struct Cycles {
+  std::vector<int64_t> order;  // samples, cycle after cycle
+  std::vector<int64_t> end;    // exclusive end of each cycle in `order`
+};
+
+Cycles cycles_of(const Plan& p) {
+  const MixArgs& m = p.args;
+  Cycles c;
+  c.order.reserve(m.n);
+  std::vector<char> done(m.n, 0);
+  for (int64_t s = 0; s < m.n; ++s) {
+    for (int64_t i = s; !done[i]; i = partner(m, p.table.data(), i)) {
+      done[i] = 1;
+      c.order.push_back(i);
+    }
+    if (c.order.size() > (c.end.empty() ? 0 : static_cast<size_t>(c.end.back()))) {
+      c.end.push_back(static_cast<int64_t>(c.order.size()));
+    }
+  }
+  return c;
+}
+
+int64_t grain_for(int64_t bytes_per_item) {
+  return std::max<int64_t>(1, kParallelBytes / std::max<int64_t>(1, bytes_per_item));
+}
+
+// A block of rows: row k starts at base + off[k] and has image row index y[k].
+struct Rows {
+  char* base;
+  const int64_t* off;
+};
+
+// Short row segments (a uint8 image row, a feature-map row) are copied inline: a memcpy call
+// per segment costs as much as the copy itself. Source and destination never overlap.
+inline void copy_bytes(char* dst, const char* src, int64_t len) {
+#ifdef CUTMIX_EXT_X86
+  if (len >= 16 && len <= 512) {
+    for (int64_t e = 0; e + 16 < len; e += 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + e),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + e)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + len - 16),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + len - 16)));
+    return;
+  }
+#endif
+  std::memcpy(dst, src, len);
+}
+
+// Copies box b's columns in the block's rows that b covers: dst <- src.
+void copy_box(const Box& b, int64_t pix, int64_t rows, const int64_t* y, Rows dst, Rows src) {
+  const int64_t col = b.x1 * pix, len = (b.x2 - b.x1) * pix;
+  if (len == 0) return;
+  for (int64_t k = 0; k < rows; ++k) {
+    if (y[k] >= b.y1 && y[k] < b.y2) {
+      copy_bytes(dst.base + (dst.off[k] + col), src.base + (src.off[k] + col), len);
+    }
+  }
+}
+
+void cutmix_cpu(const Plan& p, const Cycles& cyc) {
+  const MixArgs& m = p.args;
+  const Sample* table = p.table.data();
+  const int64_t rows_h = m.uy2 - m.uy1;
+  const int64_t rows = m.a * rows_h;  // rows (a, y) crossing the union of the boxes
+  if (rows == 0) return;
+  const int64_t es = m.elem_size, pix = m.q * es;
+  const int64_t span = (m.ux2 - m.ux1) * pix;
+  char* base = static_cast<char*>(m.images);
+  auto sample = [&](int64_t i, const int64_t* off) { return Rows{base + i * m.stride_n * es, off}; };
+
+  const int64_t block = std::clamp<int64_t>(kBlockBytes / span, 1, kMaxRowBlock);
+  at::parallel_for(0, rows, grain_for(m.n * span), [&](int64_t r0, int64_t r1) {
+    std::vector<char> saved(block * span);
+    int64_t y[kMaxRowBlock], image_off[kMaxRowBlock], saved_off[kMaxRowBlock];
+    for (int64_t rb = r0; rb < r1; rb += block) {
+      const int64_t nr = std::min(block, r1 - rb);
+      for (int64_t k = 0; k < nr; ++k) {
+        const int64_t a = (rb + k) / rows_h;
+        y[k] = m.uy1 + (rb + k) % rows_h;
+        image_off[k] = (a * m.stride_a + y[k] * m.stride_h) * es;
+        saved_off[k] = k * span - m.ux1 * pix;
+      }
+      const Rows keep{saved.data(), saved_off};
+      int64_t begin = 0;
+      for (const int64_t end : cyc.end) {
+        const int64_t* c = cyc.order.data() + begin;
+        const int64_t len = end - begin;
+        begin = end;
+        if (len == 1) continue;  // a sample paired with itself keeps its pixels
+        const Box last = box_of(m, table, c[len - 1]);
+        copy_box(last, pix, nr, y, keep, sample(c[0], image_off));
+        for (int64_t j = 0; j + 1 < len; ++j) {
+          copy_box(box_of(m, table, c[j]), pix, nr, y, sample(c[j], image_off),
+                   sample(c[j + 1], image_off));
+        }
+        copy_box(last, pix, nr, y, sample(c[len - 1], image_off), keep);
+      }
+    }
+  });
+}
+
+// dst = lam * dst + (1 - lam) * src, in float32 (float64 for double), rounded once.
+template <typename T>
+void blend(T* dst, const T* src, int64_t len, double lam) {
+  if constexpr (std::is_same_v<T, double>) {
+    const double wa = lam, wb = 1.0 - lam;
+    for (int64_t e = 0; e < len; ++e) dst[e] = dblend(dst[e], src[e], wa, wb);
+  } else {
+    const auto wa = static_cast<float>(lam), wb = static_cast<float>(1.0 - lam);
+    int64_t e = 0;
+#ifdef CUTMIX_EXT_X86
+    if (use_avx2()) {
+      auto* d16 = reinterpret_cast<uint16_t*>(dst);
+      const auto* s16 = reinterpret_cast<const uint16_t*>(src);
+      if constexpr (std::is_same_v<T, uint8_t>) e = blend_u8_avx2(dst, src, len, wa, wb);
+      if constexpr (std::is_same_v<T, c10::BFloat16>) e = blend_bf16_avx2(d16, s16, len, wa, wb);
+      if constexpr (std::is_same_v<T, c10::Half>) e = blend_f16_avx2(d16, s16, len, wa, wb);
+    }
+#endif
+    for (; e < len; ++e) {
+      const float r = fblend(static_cast<float>(dst[e]), static_cast<float>(src[e]), wa, wb);
+      if constexpr (std::is_same_v<T, uint8_t>) {
+        dst[e] = static_cast<uint8_t>(std::clamp(std::nearbyint(r), 0.0f, 255.0f));
+      } else {
+        dst[e] = static_cast<T>(r);
+      }
+    }
+  }
+}
+
+template <typename T>
+void mixup_cpu(const Plan& p, const Cycles& cyc) {
+  const MixArgs& m = p.args;
+  const Sample* table = p.table.data();
+  const int64_t row_len = m.w * m.q;
+  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)));
+  const int64_t per_row = (row_len + chunk - 1) / chunk;
+  const int64_t tasks = m.a * m.h * per_row;
+  T* base = static_cast<T*>(m.images);
+
+  at::parallel_for(0, tasks, grain_for(m.n * chunk * sizeof(T)), [&](int64_t t0, int64_t t1) {
+    std::vector<T> saved(chunk);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / per_row, e0 = (t % per_row) * chunk;
+      const int64_t len = std::min(chunk, row_len - e0);
+      const int64_t a = r / m.h, y = r % m.h;
+      auto ptr = [&](int64_t i) {
+        return base + i * m.stride_n + a * m.stride_a + y * m.stride_h + e0;
+      };
+      int64_t begin = 0;
+      for (const int64_t end : cyc.end) {
+        const int64_t* c = cyc.order.data() + begin;
+        const int64_t n = end - begin;
+        begin = end;
+        if (n > 1) std::memcpy(saved.data(), ptr(c[0]), len * sizeof(T));
+        for (int64_t j = 0; j + 1 < n; ++j) blend(ptr(c[j]), ptr(c[j + 1]), len, table[c[j]].lam);
+        const int64_t last = c[n - 1];
+        blend(ptr(last), n > 1 ? saved.data() : ptr(last), len, table[last].lam);
+      }
+    }
+  });
+}
+
+void targets_cpu(const Plan& p, bool cutmix) {
+  const MixArgs& m = p.args;
+  const Sample* table = p.table.data();
+  const int64_t K = m.num_classes;
+  const double eps = m.smoothing;
+  at::parallel_for(0, m.n, grain_for(K * 8), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const double lam = sample_lam(m, table, i, cutmix);
+      const int64_t j = partner(m, table, i);
+      float* row = m.targets + i * K;
+      if (is_index_label(m)) {
+        const double off = smoothed(0.0, eps, K), on = smoothed(1.0, eps, K);
+        const int64_t ya = label_index(m, i), yb = label_index(m, j);
+        std::fill(row, row + K, target_value(lam, off, off));
+        row[yb] = target_value(lam, off, on);
+        row[ya] = target_value(lam, on, ya == yb ? on : off);
+      } else {
+        for (int64_t k = 0; k < K; ++k) {
+          row[k] = target_value(lam, smoothed(label_prob(m, i, k), eps, K),
+                                smoothed(label_prob(m, j, k), eps, K));
+        }
+      }
+    }
+  });
+}
+
+at::Tensor cutmix_cpu_op(const at::Tensor& images, const at::Tensor& labels,
+                         const at::Tensor& perm, const at::Tensor& boxes,
+                         std::optional<int64_t> num_classes, double label_smoothing) {
+  Plan p = make_plan(true, images, labels, perm, boxes, num_classes, label_smoothing);
+  at::Tensor targets = allocate_targets(p, images);
+  cutmix_cpu(p, cycles_of(p));
+  targets_cpu(p, true);
+  return targets;
+}
+
+at::Tensor mixup_cpu_op(const at::Tensor& images, const at::Tensor& labels,
+                        const at::Tensor& perm, const at::Tensor& lam,
+                        std::optional<int64_t> num_classes, double label_smoothing) {
+  Plan p = make_plan(false, images, labels, perm, lam, num_classes, label_smoothing);
+  at::Tensor targets = allocate_targets(p, images);
+  const Cycles cyc = cycles_of(p);
+  switch (p.args.scalar) {
+    case kU8: mixup_cpu<uint8_t>(p, cyc); break;
+    case kF16: mixup_cpu<c10::Half>(p, cyc); break;
+    case kBF16: mixup_cpu<c10::BFloat16>(p, cyc); break;
+    case kF32: mixup_cpu<float>(p, cyc); break;
+    default: mixup_cpu<double>(p, cyc); break;
+  }
+  targets_cpu(p, false);
+  return targets;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(cutmix_ext, CPU, m) {
+  m.impl("cutmix_", &cutmix_cpu_op);
+  m.impl("mixup_", &mixup_cpu_op);
+}
+
+}  // namespace cutmix_ext

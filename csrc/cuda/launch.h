@@ -1,0 +1,24 @@
+// The interface between the torch-facing CUDA file and the kernels: plain structs only.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include "../mix.h"
+
+namespace cutmix_ext {
+
+// Threads of a block and partner values one thread holds across the block's barrier: a block
+// owns a tile of positions across the whole batch, so one launch mixes at most this many samples.
+constexpr int kThreads = 512;
+constexpr int kMaxPerThread = 16;
+constexpr int64_t kMaxBatch = int64_t{kThreads} * kMaxPerThread;
+// Per-sample rows that travel inside the kernel's parameters (32 KiB limit on sm_70+ with
+// CUDA 12.1+), so per-sample and random-pairing calls need no host-to-device copy either.
+constexpr int64_t kInlineSamples = 960;
+
+// One launch does the whole call: patch (or blend) in place and write the targets. `inline_rows`
+// (n rows, n <= kInlineSamples) is copied into the kernel parameters; otherwise m.table is a
+// device pointer or null (one box / lam for the batch and an arithmetic pairing).
+cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,
+                       cudaStream_t stream);
+
+}  // namespace cutmix_ext

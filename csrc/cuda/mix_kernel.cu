@@ -1,0 +1,322 @@
+// CUDA kernels: one launch patches (CutMix) or blends (MixUp) in place and writes the targets.
+//
+// In place, sample i must read its partner's pixels before the partner's own patch overwrites
+// them. A block therefore owns a tile of positions across the whole batch: each thread loads the
+// partner values of its samples, the block meets at a barrier, and only then does anyone store.
+// No other block touches those positions, so no batch-sized scratch buffer is needed and every
+// byte of the patch is read once and written once.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "launch.h"
+
+namespace cutmix_ext {
+namespace {
+
+constexpr int kTargetsPerThread = 8;
+
+struct Geometry {
+  int64_t rows_h;         // rows per `a`; a block's row is (a, y) = (row / rows_h, y0 + row % rows_h)
+  int64_t y0;
+  int64_t chunk_lo, chunk_hi;  // chunks of a row that are visited
+  int64_t tiles_per_row;
+  int64_t patch_blocks;   // blocks after these write the targets
+  int32_t S, P, R;        // sample slots per position, positions per block, samples per slot
+};
+
+template <int CAP>
+struct LaunchArgs {
+  MixArgs m;
+  Geometry g;
+  Sample rows[CAP];
+};
+template <>
+struct LaunchArgs<0> {
+  MixArgs m;
+  Geometry g;
+};
+
+template <int CAP>
+__device__ __forceinline__ const Sample* table_of(const LaunchArgs<CAP>& a) {
+  if constexpr (CAP > 0) {
+    return a.rows;
+  } else {
+    return a.m.table;
+  }
+}
+
+template <int ES> struct Bits;
+template <> struct Bits<1> { using type = uint8_t; };
+template <> struct Bits<2> { using type = uint16_t; };
+template <> struct Bits<4> { using type = uint32_t; };
+template <> struct Bits<8> { using type = unsigned long long; };
+
+// What one thread moves per sample: 16 bytes when every row start is 16-byte aligned, else one
+// element.
+template <int ES, bool VEC>
+struct Chunk {
+  static constexpr int kBytes = VEC ? 16 : ES;
+  static constexpr int kElems = kBytes / ES;
+  using Storage = std::conditional_t<VEC, uint4, typename Bits<ES>::type>;
+};
+
+// Out-of-range class indices are found without a host sync: every block checks them all and,
+// if one is bad, writes no pixel and only NaN targets, so the images stay untouched.
+__device__ bool labels_valid(const MixArgs& m) {
+  bool bad = false;
+  if (is_index_label(m)) {
+    for (int64_t i = threadIdx.x; i < m.n; i += blockDim.x) {
+      const int64_t y = label_index(m, i);
+      bad = bad || y < 0 || y >= m.num_classes;
+    }
+  }
+  return !__syncthreads_or(bad);
+}
+
+__device__ void write_targets(const MixArgs& m, const Sample* table, int64_t block, bool cutmix,
+                              bool valid) {
+  const int64_t K = m.num_classes, total = m.n * K;
+  const int64_t begin = block * kThreads * kTargetsPerThread;
+  const int64_t end = min(total, begin + int64_t{kThreads} * kTargetsPerThread);
+  for (int64_t e = begin + threadIdx.x; e < end; e += kThreads) {
+    if (!valid) {
+      m.targets[e] = __int_as_float(0x7fc00000);
+      continue;
+    }
+    const int64_t i = e / K, k = e % K;
+    const int64_t j = partner(m, table, i);
+    m.targets[e] = target_value(sample_lam(m, table, i, cutmix),
+                                smoothed(label_prob(m, i, k), m.smoothing, K),
+                                smoothed(label_prob(m, j, k), m.smoothing, K));
+  }
+}
+
+template <int ES, bool VEC, int CAP>
+__global__ void __launch_bounds__(kThreads) cutmix_kernel(const __grid_constant__ LaunchArgs<CAP> a) {
+  using C = Chunk<ES, VEC>;
+  using V = typename C::Storage;
+  using E = typename Bits<ES>::type;
+  const MixArgs& m = a.m;
+  const Geometry& g = a.g;
+  const Sample* table = table_of(a);
+  const bool valid = labels_valid(m);
+  if (blockIdx.x >= g.patch_blocks) {
+    write_targets(m, table, blockIdx.x - g.patch_blocks, true, valid);
+    return;
+  }
+  if (!valid) return;
+
+  const int64_t row = blockIdx.x / g.tiles_per_row, tile = blockIdx.x % g.tiles_per_row;
+  const int pos = threadIdx.x % g.P, slot = threadIdx.x / g.P;
+  const int64_t chunk = g.chunk_lo + tile * g.P + pos;
+  const bool active = slot < g.S && chunk < g.chunk_hi;
+  const int64_t y = g.y0 + row % g.rows_h;
+  const int64_t pix = m.q * ES, lo = chunk * C::kBytes;
+  char* base = static_cast<char*>(m.images) + ((row / g.rows_h) * m.stride_a + y * m.stride_h) * ES + lo;
+
+  auto covers = [&](const Box& b) {
+    return y >= b.y1 && y < b.y2 && b.x1 < b.x2 && lo < b.x2 * pix && lo + C::kBytes > b.x1 * pix;
+  };
+  V v[kMaxPerThread];
+#pragma unroll
+  for (int k = 0; k < kMaxPerThread; ++k) {
+    const int64_t i = slot + int64_t{k} * g.S;
+    if (active && k < g.R && i < m.n && covers(box_of(m, table, i))) {
+      v[k] = *reinterpret_cast<const V*>(base + partner(m, table, i) * m.stride_n * ES);
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int k = 0; k < kMaxPerThread; ++k) {
+    const int64_t i = slot + int64_t{k} * g.S;
+    if (!(active && k < g.R && i < m.n)) continue;
+    const Box b = box_of(m, table, i);
+    if (!covers(b)) continue;
+    char* dst = base + i * m.stride_n * ES;
+    const int64_t bl = b.x1 * pix, bh = b.x2 * pix;
+    if (bl <= lo && lo + C::kBytes <= bh) {
+      *reinterpret_cast<V*>(dst) = v[k];
+    } else {  // a chunk cut by the box edge: store only the elements inside
+      const E* src = reinterpret_cast<const E*>(&v[k]);
+#pragma unroll
+      for (int e = 0; e < C::kElems; ++e) {
+        const int64_t byte = lo + int64_t{e} * ES;
+        if (byte >= bl && byte < bh) reinterpret_cast<E*>(dst)[e] = src[e];
+      }
+    }
+  }
+}
+
+template <typename T> __device__ __forceinline__ float to_float(T v) { return static_cast<float>(v); }
+template <> __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T from_float(float v) { return static_cast<T>(v); }
+template <> __device__ __forceinline__ uint8_t from_float(float v) {
+  return static_cast<uint8_t>(fminf(255.0f, fmaxf(0.0f, rintf(v))));
+}
+template <> __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// x = lam * x + (1 - lam) * y in float32 (float64 for double), rounded once, as on the CPU.
+template <typename T>
+__device__ __forceinline__ T blend_one(T x, T y, double lam) {
+  if constexpr (std::is_same_v<T, double>) {
+    return dblend(x, y, lam, 1.0 - lam);
+  } else {
+    return from_float<T>(fblend(to_float(x), to_float(y), static_cast<float>(lam),
+                                static_cast<float>(1.0 - lam)));
+  }
+}
+
+template <typename T, bool VEC, int CAP>
+__global__ void __launch_bounds__(kThreads) mixup_kernel(const __grid_constant__ LaunchArgs<CAP> a) {
+  constexpr int ES = sizeof(T);
+  using C = Chunk<ES, VEC>;
+  using V = typename C::Storage;
+  const MixArgs& m = a.m;
+  const Geometry& g = a.g;
+  const Sample* table = table_of(a);
+  const bool valid = labels_valid(m);
+  if (blockIdx.x >= g.patch_blocks) {
+    write_targets(m, table, blockIdx.x - g.patch_blocks, false, valid);
+    return;
+  }
+  if (!valid) return;
+
+  const int64_t row = blockIdx.x / g.tiles_per_row, tile = blockIdx.x % g.tiles_per_row;
+  const int pos = threadIdx.x % g.P, slot = threadIdx.x / g.P;
+  const int64_t chunk = tile * g.P + pos;
+  const bool active = slot < g.S && chunk < g.chunk_hi;
+  char* base = static_cast<char*>(m.images) +
+               ((row / g.rows_h) * m.stride_a + (row % g.rows_h) * m.stride_h) * ES +
+               chunk * C::kBytes;
+
+  V v[kMaxPerThread];
+#pragma unroll
+  for (int k = 0; k < kMaxPerThread; ++k) {
+    const int64_t i = slot + int64_t{k} * g.S;
+    if (active && k < g.R && i < m.n) {
+      v[k] = *reinterpret_cast<const V*>(base + partner(m, table, i) * m.stride_n * ES);
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int k = 0; k < kMaxPerThread; ++k) {
+    const int64_t i = slot + int64_t{k} * g.S;
+    if (!(active && k < g.R && i < m.n)) continue;
+    const double lam = table == nullptr ? m.lam : table[i].lam;
+    V* dst = reinterpret_cast<V*>(base + i * m.stride_n * ES);
+    V own = *dst;
+    T* x = reinterpret_cast<T*>(&own);
+    const T* y = reinterpret_cast<const T*>(&v[k]);
+#pragma unroll
+    for (int e = 0; e < C::kElems; ++e) x[e] = blend_one(x[e], y[e], lam);
+    *dst = own;
+  }
+}
+
+bool aligned16(const MixArgs& m, int64_t row_elems) {
+  const int64_t es = m.elem_size;
+  auto ok = [&](int64_t size, int64_t stride) { return size <= 1 || (stride * es) % 16 == 0; };
+  return reinterpret_cast<uintptr_t>(m.images) % 16 == 0 && ok(m.n, m.stride_n) &&
+         ok(m.a, m.stride_a) && ok(m.h, m.stride_h) && (row_elems * es) % 16 == 0;
+}
+
+// Splits the batch over S slots of R samples (R <= kMaxPerThread) and fills the block with P
+// positions, so a warp reads P consecutive chunks of one sample.
+Geometry geometry(const MixArgs& m, int64_t rows, int64_t rows_h, int64_t y0, int64_t chunk_lo,
+                  int64_t chunk_hi) {
+  Geometry g{};
+  const int64_t r = std::min<int64_t>(kMaxPerThread, std::max<int64_t>(m.n, 1));
+  g.S = static_cast<int32_t>((m.n + r - 1) / r);
+  g.R = static_cast<int32_t>((m.n + g.S - 1) / g.S);
+  g.P = kThreads / g.S;
+  g.rows_h = std::max<int64_t>(rows_h, 1);
+  g.y0 = y0;
+  g.chunk_lo = chunk_lo;
+  g.chunk_hi = chunk_hi;
+  g.tiles_per_row = (chunk_hi - chunk_lo + g.P - 1) / g.P;
+  g.patch_blocks = chunk_hi > chunk_lo ? rows * g.tiles_per_row : 0;
+  if (g.tiles_per_row == 0) g.tiles_per_row = 1;
+  return g;
+}
+
+template <int CAP, class Kernel>
+cudaError_t launch(Kernel kernel, LaunchArgs<CAP>& a, cudaStream_t stream) {
+  const int64_t targets = a.m.n * a.m.num_classes;
+  const int64_t target_blocks =
+      (targets + int64_t{kThreads} * kTargetsPerThread - 1) / (int64_t{kThreads} * kTargetsPerThread);
+  const int64_t blocks = a.g.patch_blocks + target_blocks;
+  if (blocks == 0) return cudaSuccess;
+  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+template <int CAP, int ES>
+cudaError_t launch_cutmix(LaunchArgs<CAP>& a, cudaStream_t stream) {
+  const MixArgs& m = a.m;
+  const int64_t row_elems = m.w * m.q;
+  const bool vec = aligned16(m, row_elems);
+  const int64_t bytes = vec ? 16 : ES, pix = m.q * ES;
+  a.g = geometry(m, m.a * (m.uy2 - m.uy1), m.uy2 - m.uy1, m.uy1, m.ux1 * pix / bytes,
+                 (m.ux2 * pix + bytes - 1) / bytes);
+  return vec ? launch(cutmix_kernel<ES, true, CAP>, a, stream)
+             : launch(cutmix_kernel<ES, false, CAP>, a, stream);
+}
+
+template <int CAP, typename T>
+cudaError_t launch_mixup(LaunchArgs<CAP>& a, cudaStream_t stream) {
+  const MixArgs& m = a.m;
+  const int64_t row_elems = m.w * m.q;
+  const bool vec = aligned16(m, row_elems);
+  const int64_t bytes = vec ? 16 : sizeof(T);
+  a.g = geometry(m, m.a * m.h, m.h, 0, 0, row_elems * sizeof(T) / bytes);
+  return vec ? launch(mixup_kernel<T, true, CAP>, a, stream)
+             : launch(mixup_kernel<T, false, CAP>, a, stream);
+}
+
+template <int CAP>
+cudaError_t launch_any(bool cutmix, LaunchArgs<CAP>& a, cudaStream_t stream) {
+  if (cutmix) {
+    switch (a.m.elem_size) {
+      case 1: return launch_cutmix<CAP, 1>(a, stream);
+      case 2: return launch_cutmix<CAP, 2>(a, stream);
+      case 4: return launch_cutmix<CAP, 4>(a, stream);
+      default: return launch_cutmix<CAP, 8>(a, stream);
+    }
+  }
+  switch (a.m.scalar) {
+    case kU8: return launch_mixup<CAP, uint8_t>(a, stream);
+    case kF16: return launch_mixup<CAP, __half>(a, stream);
+    case kBF16: return launch_mixup<CAP, __nv_bfloat16>(a, stream);
+    case kF32: return launch_mixup<CAP, float>(a, stream);
+    default: return launch_mixup<CAP, double>(a, stream);
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,
+                       cudaStream_t stream) {
+  if (inline_rows != nullptr) {
+    if (m.n > kInlineSamples) return cudaErrorInvalidValue;
+    LaunchArgs<kInlineSamples> a;
+    a.m = m;
+    std::copy(inline_rows, inline_rows + m.n, a.rows);
+    return launch_any(cutmix, a, stream);
+  }
+  LaunchArgs<0> a;
+  a.m = m;
+  return launch_any(cutmix, a, stream);
+}
+
+}  // namespace cutmix_ext

@@ -1,0 +1,52 @@
+// Every op schema of cutmix_ext, in one place. The kernels register themselves from their own
+// backend files (cpu/mix_cpu.cpp, cuda/mix_cuda.cpp, sample.cpp).
+#include <Python.h>
+#include <torch/library.h>
+
+#ifndef CUTMIX_EXT_TORCH_VERSION
+#define CUTMIX_EXT_TORCH_VERSION "unknown"
+#endif
+#ifndef CUTMIX_EXT_CUDA_ARCHS
+#define CUTMIX_EXT_CUDA_ARCHS ""
+#endif
+
+TORCH_LIBRARY(cutmix_ext, m) {
+  // Draws (perm, boxes, lam) on the host; boxes is (0, 4) for MixUp.
+  m.def(
+      "sample(int n, int height, int width, float alpha, bool cutmix, bool per_sample, "
+      "str pairing, Generator? generator=None) -> (Tensor perm, Tensor boxes, Tensor lam)");
+  // In place: images[i][..., y1:y2, x1:x2] = images[perm[i]][..., y1:y2, x1:x2]; returns the
+  // (N, K) float32 targets with lam the exact box area.
+  m.def(
+      "cutmix_(Tensor(a!) images, Tensor labels, Tensor perm, Tensor boxes, int? num_classes, "
+      "float label_smoothing) -> Tensor");
+  // In place: images[i] = lam[i] * images[i] + (1 - lam[i]) * images[perm[i]]; returns targets.
+  m.def(
+      "mixup_(Tensor(a!) images, Tensor labels, Tensor perm, Tensor lam, int? num_classes, "
+      "float label_smoothing) -> Tensor");
+  // sample, then cutmix_ / mixup_, in one call from Python. `perm` given: that pairing.
+  m.def(
+      "cutmix_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, float label_smoothing, "
+      "float alpha, str pairing, Tensor? perm, bool per_sample, Generator? generator=None) "
+      "-> (Tensor targets, Tensor perm, Tensor boxes, Tensor lam)");
+  m.def(
+      "mixup_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, float label_smoothing, "
+      "float alpha, str pairing, Tensor? perm, bool per_sample, Generator? generator=None) "
+      "-> (Tensor targets, Tensor perm, Tensor boxes, Tensor lam)");
+}
+
+// Importing cutmix_ext._C loads the library, which runs the registrations above. The constants
+// let Python report what this build contains and which torch it was built against.
+PyMODINIT_FUNC PyInit__C(void) {
+  static PyModuleDef def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  PyObject* mod = PyModule_Create(&def);
+  if (mod == nullptr) return nullptr;
+  PyModule_AddStringConstant(mod, "TORCH_VERSION", CUTMIX_EXT_TORCH_VERSION);
+#ifdef CUTMIX_EXT_WITH_CUDA
+  PyModule_AddIntConstant(mod, "WITH_CUDA", 1);
+#else
+  PyModule_AddIntConstant(mod, "WITH_CUDA", 0);
+#endif
+  PyModule_AddStringConstant(mod, "CUDA_ARCHS", CUTMIX_EXT_CUDA_ARCHS);
+  return mod;
+}

@@ -1,0 +1,279 @@
+#include "plan.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace cutmix_ext {
+namespace {
+
+ScalarKind image_scalar(const at::Tensor& images) {
+  switch (images.scalar_type()) {
+    case at::kByte: return kU8;
+    case at::kHalf: return kF16;
+    case at::kBFloat16: return kBF16;
+    case at::kFloat: return kF32;
+    case at::kDouble: return kF64;
+    default:
+      TORCH_CHECK_TYPE(false, "images: unsupported dtype ", images.scalar_type(),
+                       "; expected uint8, float16, bfloat16, float32 or float64");
+  }
+}
+
+// Views the images as (n, a, h, w * q) with a contiguous last dimension. Two layouts qualify:
+// q = 1 (W is the innermost dim: contiguous, cropped or batch-sliced tensors) and q = C (the
+// channels are innermost: channels_last, channels_last_3d). Writing in place rules out copying
+// into a friendlier layout, so anything else is refused.
+void describe_layout(const at::Tensor& images, MixArgs& m) {
+  const int64_t d = images.dim();
+  const auto sizes = images.sizes();
+  const auto strides = images.strides();
+  const int64_t H = sizes[d - 2], W = sizes[d - 1];
+  m.n = sizes[0];
+  m.h = H;
+  m.w = W;
+  m.stride_n = strides[0];
+  m.stride_h = strides[d - 2];
+
+  auto merge_outer = [&](int64_t first) -> bool {
+    m.a = 1;
+    m.stride_a = 0;
+    int64_t prev = -1;
+    for (int64_t j = first; j < d - 2; ++j) {
+      if (sizes[j] == 1) continue;
+      if (prev >= 0 && strides[prev] != strides[j] * sizes[j]) return false;
+      m.a *= sizes[j];
+      m.stride_a = strides[j];
+      prev = j;
+    }
+    return true;
+  };
+
+  bool ok = false;
+  if (W == 1 || strides[d - 1] == 1) {
+    m.q = 1;
+    ok = merge_outer(1);
+  }
+  const int64_t C = sizes[1];
+  if (!ok && d >= 4 && (C == 1 || strides[1] == 1) && (W == 1 || strides[d - 1] == C)) {
+    m.q = C;
+    ok = merge_outer(2);
+  }
+  TORCH_CHECK_VALUE(ok, "images: unsupported memory layout (shape ", sizes, ", strides ", strides,
+                    "); in-place mixing needs the width or the channels innermost, as in a "
+                    "contiguous or channels_last tensor");
+
+  // Distinct elements: every stride clears the extent of the dims inside it.
+  struct Dim {
+    int64_t size, stride;
+  };
+  Dim dims[4] = {{m.n, m.stride_n}, {m.a, m.stride_a}, {m.h, m.stride_h}, {m.w * m.q, 1}};
+  std::sort(dims, dims + 4, [](const Dim& x, const Dim& y) { return x.stride < y.stride; });
+  int64_t extent = 1;
+  for (const Dim& dim : dims) {
+    if (dim.size <= 1) continue;
+    TORCH_CHECK_VALUE(dim.stride >= extent, "images: overlapping memory (shape ", sizes,
+                      ", strides ", strides, "), as in an expanded view; in-place mixing ",
+                      "needs every element stored once");
+    extent = dim.stride * dim.size;
+  }
+}
+
+void describe_labels(const at::Tensor& images, const at::Tensor& labels,
+                     std::optional<int64_t> num_classes, MixArgs& m) {
+  TORCH_CHECK_TYPE(labels.defined(), "labels: expected a tensor, got None");
+  TORCH_CHECK_VALUE(labels.device() == images.device(), "labels: expected on the images' device ",
+                    images.device(), ", got ", labels.device());
+  if (num_classes.has_value()) {
+    TORCH_CHECK_VALUE(*num_classes > 0, "num_classes: must be positive, got ", *num_classes);
+  }
+  const auto dt = labels.scalar_type();
+  if (dt == at::kLong || dt == at::kInt) {
+    TORCH_CHECK_VALUE(labels.dim() == 1 && labels.size(0) == m.n,
+                      "labels: class indices must have shape (N,) = (", m.n, ",), got ",
+                      labels.sizes());
+    TORCH_CHECK_VALUE(num_classes.has_value(),
+                      "num_classes: required with class-index labels, got None");
+    m.label_kind = dt == at::kLong ? kLabelI64 : kLabelI32;
+    m.label_stride_n = labels.stride(0);
+    m.label_stride_k = 0;
+    m.num_classes = *num_classes;
+  } else if (dt == at::kHalf || dt == at::kBFloat16 || dt == at::kFloat || dt == at::kDouble) {
+    TORCH_CHECK_VALUE(labels.dim() == 2 && labels.size(0) == m.n && labels.size(1) > 0,
+                      "labels: soft targets must have shape (N, K) = (", m.n, ", K), got ",
+                      labels.sizes());
+    TORCH_CHECK_VALUE(!num_classes.has_value() || *num_classes == labels.size(1),
+                      "num_classes: ", *num_classes, " does not match the labels' K = ",
+                      labels.size(1));
+    m.label_kind = dt == at::kHalf       ? kLabelF16
+                   : dt == at::kBFloat16 ? kLabelBF16
+                   : dt == at::kFloat    ? kLabelF32
+                                         : kLabelF64;
+    m.label_stride_n = labels.stride(0);
+    m.label_stride_k = labels.stride(1);
+    m.num_classes = labels.size(1);
+  } else {
+    TORCH_CHECK_TYPE(false, "labels: expected int64/int32 class indices of shape (N,) or ",
+                     "floating-point targets of shape (N, K), got dtype ", dt);
+  }
+  m.labels = labels.data_ptr();
+
+  // A device-side check would cost a host sync; the CUDA kernel guards those labels instead.
+  if (labels.is_cpu() && is_index_label(m)) {
+    for (int64_t i = 0; i < m.n; ++i) {
+      const int64_t y = label_index(m, i);
+      TORCH_CHECK_VALUE(0 <= y && y < m.num_classes, "labels: class index ", y, " at position ",
+                        i, " is outside [0, num_classes = ", m.num_classes, ")");
+    }
+  }
+}
+
+void describe_perm(const at::Tensor& perm, Plan& p) {
+  MixArgs& m = p.args;
+  TORCH_CHECK_TYPE(perm.defined() && perm.scalar_type() == at::kLong,
+                   "params.perm: expected an int64 tensor, got ",
+                   perm.defined() ? c10::toString(perm.scalar_type()) : "None");
+  TORCH_CHECK_VALUE(perm.is_cpu(), "params.perm: expected a CPU tensor, got ", perm.device());
+  TORCH_CHECK_VALUE(perm.dim() == 1 && perm.size(0) == m.n, "params.perm: expected shape (",
+                    m.n, ",), got ", perm.sizes());
+  const auto acc = perm.accessor<int64_t, 1>();
+  std::vector<char> seen(m.n, 0);
+  bool roll = true, flip = true;
+  for (int64_t i = 0; i < m.n; ++i) {
+    const int64_t j = acc[i];
+    TORCH_CHECK_VALUE(0 <= j && j < m.n, "params.perm: entry ", i, " is ", j,
+                      ", outside [0, N = ", m.n, ")");
+    TORCH_CHECK_VALUE(!seen[j], "params.perm: not a permutation, ", j, " appears twice");
+    seen[j] = 1;
+    p.table[i].src = static_cast<int32_t>(j);
+    roll = roll && j == (i == 0 ? m.n - 1 : i - 1);
+    flip = flip && j == m.n - 1 - i;
+  }
+  m.pairing = roll ? kPairRoll : flip ? kPairFlip : kPairTable;
+}
+
+void describe_boxes(const at::Tensor& boxes, Plan& p) {
+  MixArgs& m = p.args;
+  TORCH_CHECK_TYPE(boxes.defined() && boxes.scalar_type() == at::kLong,
+                   "params.boxes: expected an int64 tensor, got ",
+                   boxes.defined() ? c10::toString(boxes.scalar_type()) : "None");
+  TORCH_CHECK_VALUE(boxes.is_cpu(), "params.boxes: expected a CPU tensor, got ", boxes.device());
+  TORCH_CHECK_VALUE(boxes.dim() == 2 && boxes.size(0) == m.n && boxes.size(1) == 4,
+                    "params.boxes: expected shape (N, 4) = (", m.n, ", 4), got ", boxes.sizes());
+  const auto acc = boxes.accessor<int64_t, 2>();
+  int64_t ux1 = m.w, uy1 = m.h, ux2 = 0, uy2 = 0;
+  for (int64_t i = 0; i < m.n; ++i) {
+    const int64_t x1 = acc[i][0], y1 = acc[i][1], x2 = acc[i][2], y2 = acc[i][3];
+    TORCH_CHECK_VALUE(0 <= x1 && x1 <= x2 && x2 <= m.w && 0 <= y1 && y1 <= y2 && y2 <= m.h,
+                      "params.boxes: row ", i, " (x1, y1, x2, y2) = (", x1, ", ", y1, ", ", x2,
+                      ", ", y2, ") is not a box inside the ", m.h, "x", m.w,
+                      " image (0 <= x1 <= x2 <= W, 0 <= y1 <= y2 <= H)");
+    Sample& s = p.table[i];
+    s.x1 = static_cast<int32_t>(x1);
+    s.y1 = static_cast<int32_t>(y1);
+    s.x2 = static_cast<int32_t>(x2);
+    s.y2 = static_cast<int32_t>(y2);
+    if (x1 < x2 && y1 < y2) {
+      ux1 = std::min(ux1, x1), uy1 = std::min(uy1, y1);
+      ux2 = std::max(ux2, x2), uy2 = std::max(uy2, y2);
+    }
+    const Sample& s0 = p.table[0];
+    p.shared = p.shared && s.x1 == s0.x1 && s.y1 == s0.y1 && s.x2 == s0.x2 && s.y2 == s0.y2;
+  }
+  if (ux1 >= ux2 || uy1 >= uy2) ux1 = uy1 = ux2 = uy2 = 0;
+  m.ux1 = static_cast<int32_t>(ux1), m.uy1 = static_cast<int32_t>(uy1);
+  m.ux2 = static_cast<int32_t>(ux2), m.uy2 = static_cast<int32_t>(uy2);
+  if (m.n > 0) {
+    m.x1 = p.table[0].x1, m.y1 = p.table[0].y1, m.x2 = p.table[0].x2, m.y2 = p.table[0].y2;
+  }
+}
+
+void describe_lam(const at::Tensor& lam, Plan& p) {
+  MixArgs& m = p.args;
+  TORCH_CHECK_TYPE(lam.defined() && (lam.scalar_type() == at::kDouble ||
+                                     lam.scalar_type() == at::kFloat),
+                   "params.lam: expected a float64 or float32 tensor, got ",
+                   lam.defined() ? c10::toString(lam.scalar_type()) : "None");
+  TORCH_CHECK_VALUE(lam.is_cpu(), "params.lam: expected a CPU tensor, got ", lam.device());
+  TORCH_CHECK_VALUE(lam.dim() == 1 && lam.size(0) == m.n, "params.lam: expected shape (", m.n,
+                    ",), got ", lam.sizes());
+  const at::Tensor l = lam.to(at::kDouble);
+  const auto acc = l.accessor<double, 1>();
+  for (int64_t i = 0; i < m.n; ++i) {
+    const double v = acc[i];
+    TORCH_CHECK_VALUE(v >= 0.0 && v <= 1.0, "params.lam: entry ", i, " is ", v,
+                      ", outside [0, 1]");
+    p.table[i].lam = v;
+    p.shared = p.shared && v == p.table[0].lam;
+  }
+  if (m.n > 0) m.lam = p.table[0].lam;
+
+  // MixUp touches every element, so dense rows can be walked as one long row.
+  if (m.stride_h == m.w * m.q || m.h == 1) {
+    m.w *= m.h;
+    m.h = 1;
+    m.stride_h = m.w * m.q;
+    if (m.stride_a == m.w * m.q || m.a == 1) {
+      m.w *= m.a;
+      m.a = 1;
+      m.stride_a = m.w * m.q;
+    }
+  }
+}
+
+}  // namespace
+
+void check_image_shape(const at::Tensor& images) {
+  TORCH_CHECK_TYPE(images.defined(), "images: expected a tensor, got None");
+  TORCH_CHECK_VALUE(images.dim() >= 4, "images: expected a batch of shape (N, C, H, W) or ",
+                    "(N, ..., H, W), got shape ", images.sizes());
+  TORCH_CHECK_VALUE(images.size(-1) > 0 && images.size(-2) > 0,
+                    "images: height and width must be positive, got shape ", images.sizes());
+  TORCH_CHECK_VALUE(images.size(0) < std::numeric_limits<int32_t>::max() &&
+                        images.size(-1) < std::numeric_limits<int32_t>::max() &&
+                        images.size(-2) < std::numeric_limits<int32_t>::max(),
+                    "images: batch size, height and width must be below 2^31, got shape ",
+                    images.sizes());
+}
+
+Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+               const at::Tensor& perm, const at::Tensor& params,
+               std::optional<int64_t> num_classes, double label_smoothing) {
+  Plan p;
+  MixArgs& m = p.args;
+  check_image_shape(images);
+  m.scalar = image_scalar(images);
+  TORCH_CHECK(!(images.requires_grad() && images.is_leaf() && at::GradMode::is_enabled()),
+              "images: a leaf tensor that requires grad cannot be mixed in place; mix a copy or ",
+              "call inside torch.no_grad()");
+  describe_layout(images, m);
+  m.elem_size = static_cast<int32_t>(images.element_size());
+  m.images = images.data_ptr();
+
+  describe_labels(images, labels, num_classes, m);
+  TORCH_CHECK_VALUE(std::isfinite(label_smoothing) && label_smoothing >= 0.0 &&
+                        label_smoothing < 1.0,
+                    "label_smoothing: must be in [0, 1), got ", label_smoothing);
+  m.smoothing = label_smoothing;
+
+  p.table.resize(m.n);
+  describe_perm(perm, p);
+  if (cutmix) {
+    describe_boxes(params, p);
+  } else {
+    describe_lam(params, p);
+  }
+  return p;
+}
+
+at::Tensor allocate_targets(Plan& plan, const at::Tensor& images) {
+  at::Tensor targets =
+      at::empty({plan.args.n, plan.args.num_classes}, images.options().dtype(at::kFloat));
+  plan.args.targets = targets.data_ptr<float>();
+  return targets;
+}
+
+}  // namespace cutmix_ext

@@ -1,0 +1,30 @@
+// Argument checks and the host-side plan of one call, shared by the CPU and CUDA backends.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <vector>
+
+#include "mix.h"
+
+namespace cutmix_ext {
+
+struct Plan {
+  MixArgs args{};
+  std::vector<Sample> table;  // one row per sample, always filled
+  bool shared = true;         // one box (CutMix) or one lam (MixUp) for the whole batch
+};
+
+// Validates every argument before anything is written (errors name the argument and the bad
+// value) and describes the call. `params` is the boxes (CutMix) or lam (MixUp) tensor.
+Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+               const at::Tensor& perm, const at::Tensor& params,
+               std::optional<int64_t> num_classes, double label_smoothing);
+
+// The checks on the images that come before sampling: a tensor of shape (N, ..., H, W), H, W > 0.
+void check_image_shape(const at::Tensor& images);
+
+// The (N, K) float32 targets on the images' device, with args.targets pointing at them.
+at::Tensor allocate_targets(Plan& plan, const at::Tensor& images);
+
+}  // namespace cutmix_ext

@@ -1,0 +1,174 @@
+// Host-side sampling of the mixing parameters from a torch CPU generator: one call draws the
+// partner permutation, the lambdas and the boxes, so `torch.manual_seed` reproduces a run and the
+// kernels stay deterministic functions of their parameters.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "plan.h"
+
+namespace cutmix_ext {
+namespace {
+
+// log of a Gamma(alpha, 1) draw (Marsaglia & Tsang, 2000). Logs keep Beta(alpha, alpha) exact
+// for small alpha, where both Gamma draws can underflow to zero.
+double log_gamma_draw(double alpha, at::CPUGeneratorImpl* gen) {
+  at::uniform_real_distribution<double> uniform(0.0, 1.0);
+  at::normal_distribution<double> normal(0.0, 1.0);
+  double log_boost = 0.0;
+  if (alpha < 1.0) {  // Gamma(a) = Gamma(a + 1) * U^(1/a)
+    log_boost = std::log(uniform(gen)) / alpha;
+    alpha += 1.0;
+  }
+  const double d = alpha - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    double x, v;
+    do {
+      x = normal(gen);
+      v = 1.0 + c * x;
+    } while (v <= 0.0);
+    v = v * v * v;
+    const double u = uniform(gen);
+    if (u < 1.0 - 0.0331 * x * x * x * x ||
+        std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) {
+      return log_boost + std::log(d * v);
+    }
+  }
+}
+
+double beta_draw(double alpha, at::CPUGeneratorImpl* gen) {
+  const double lx = log_gamma_draw(alpha, gen), ly = log_gamma_draw(alpha, gen);
+  return 1.0 / (1.0 + std::exp(ly - lx));
+}
+
+int64_t randint(int64_t n, at::CPUGeneratorImpl* gen) {
+  return at::uniform_int_from_to_distribution<int64_t>(static_cast<uint64_t>(n), 0)(gen);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> sample(int64_t n, int64_t height, int64_t width,
+                                                      double alpha, bool cutmix, bool per_sample,
+                                                      c10::string_view pairing,
+                                                      std::optional<at::Generator> generator) {
+  TORCH_CHECK_VALUE(n >= 0, "n: must be non-negative, got ", n);
+  TORCH_CHECK_VALUE(!cutmix || (height > 0 && width > 0),
+                    "images: height and width must be positive, got ", height, "x", width);
+  TORCH_CHECK_VALUE(std::isfinite(alpha) && alpha > 0.0, "alpha: must be a positive number, got ",
+                    alpha);
+  TORCH_CHECK_VALUE(pairing == "roll" || pairing == "flip" || pairing == "random",
+                    "pairing: expected 'roll', 'flip', 'random' or an int64 tensor, got '",
+                    std::string(pairing), "'");
+  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cpu(),
+                    "generator: expected a CPU torch.Generator, got one on ",
+                    generator.has_value() ? generator->device().str() : "");
+  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
+      generator, at::detail::getDefaultCPUGenerator());
+  std::lock_guard<std::mutex> lock(gen->mutex_);
+
+  at::Tensor perm = at::empty({n}, at::kLong);
+  int64_t* p = perm.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = pairing == "roll" ? (i + n - 1) % n : pairing == "flip" ? n - 1 - i : i;
+  }
+  if (pairing == "random") {  // Fisher-Yates
+    for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[randint(i + 1, gen)]);
+  }
+
+  at::Tensor lam = at::empty({n}, at::kDouble);
+  at::Tensor boxes = at::empty({cutmix ? n : 0, 4}, at::kLong);
+  double* l = lam.data_ptr<double>();
+  int64_t* b = boxes.data_ptr<int64_t>();
+  const int64_t draws = per_sample ? n : std::min<int64_t>(n, 1);
+  for (int64_t i = 0; i < draws; ++i) {
+    const double beta = beta_draw(alpha, gen);
+    if (!cutmix) {
+      l[i] = beta;
+      continue;
+    }
+    // The paper's and torchvision's box: centre uniform over the pixels, sides
+    // W * sqrt(1 - lam) and H * sqrt(1 - lam), clipped to the image.
+    const int64_t rx = randint(width, gen), ry = randint(height, gen);
+    const double r = 0.5 * std::sqrt(1.0 - beta);
+    const auto hw = static_cast<int64_t>(r * width), hh = static_cast<int64_t>(r * height);
+    int64_t* row = b + 4 * i;
+    row[0] = std::max<int64_t>(rx - hw, 0);
+    row[1] = std::max<int64_t>(ry - hh, 0);
+    row[2] = std::min<int64_t>(rx + hw, width);
+    row[3] = std::min<int64_t>(ry + hh, height);
+    l[i] = 1.0 - static_cast<double>((row[2] - row[0]) * (row[3] - row[1])) /
+                     static_cast<double>(height * width);
+  }
+  for (int64_t i = draws; i < n; ++i) {
+    l[i] = l[0];
+    if (cutmix) std::copy(b, b + 4, b + 4 * i);
+  }
+  return {perm, boxes, lam};
+}
+
+using Apply = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                         const at::Tensor&, std::optional<int64_t>, double);
+
+// Draws the parameters for this batch and applies them through cutmix_ / mixup_, which then
+// dispatch to the CPU or CUDA kernels: one call from Python instead of two.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_and_apply(
+    bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+    std::optional<int64_t> num_classes, double label_smoothing, double alpha,
+    c10::string_view pairing, const std::optional<at::Tensor>& perm, bool per_sample,
+    std::optional<at::Generator> generator) {
+  check_image_shape(images);
+  auto [p, boxes, lam] = sample(images.size(0), images.size(-2), images.size(-1), alpha, cutmix,
+                                per_sample, perm.has_value() ? "roll" : pairing, generator);
+  if (perm.has_value()) {
+    TORCH_CHECK_TYPE(perm->scalar_type() == at::kLong || perm->scalar_type() == at::kInt,
+                     "pairing: expected an int64 tensor of partners, got dtype ",
+                     perm->scalar_type());
+    p = perm->to(at::kCPU, at::kLong, /*non_blocking=*/false, /*copy=*/true);
+  }
+  static const auto apply_cutmix = c10::Dispatcher::singleton()
+                                       .findSchemaOrThrow("cutmix_ext::cutmix_", "")
+                                       .typed<Apply>();
+  static const auto apply_mixup = c10::Dispatcher::singleton()
+                                      .findSchemaOrThrow("cutmix_ext::mixup_", "")
+                                      .typed<Apply>();
+  at::Tensor targets = cutmix ? apply_cutmix.call(images, labels, p, boxes, num_classes,
+                                                  label_smoothing)
+                              : apply_mixup.call(images, labels, p, lam, num_classes,
+                                                 label_smoothing);
+  return {targets, p, boxes, lam};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cutmix_sampled(
+    const at::Tensor& images, const at::Tensor& labels, std::optional<int64_t> num_classes,
+    double label_smoothing, double alpha, c10::string_view pairing,
+    const std::optional<at::Tensor>& perm, bool per_sample, std::optional<at::Generator> gen) {
+  return sample_and_apply(true, images, labels, num_classes, label_smoothing, alpha, pairing,
+                          perm, per_sample, std::move(gen));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mixup_sampled(
+    const at::Tensor& images, const at::Tensor& labels, std::optional<int64_t> num_classes,
+    double label_smoothing, double alpha, c10::string_view pairing,
+    const std::optional<at::Tensor>& perm, bool per_sample, std::optional<at::Generator> gen) {
+  return sample_and_apply(false, images, labels, num_classes, label_smoothing, alpha, pairing,
+                          perm, per_sample, std::move(gen));
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(cutmix_ext, CompositeExplicitAutograd, m) {
+  m.impl("sample", &sample);
+}
+
+TORCH_LIBRARY_IMPL(cutmix_ext, CompositeImplicitAutograd, m) {
+  m.impl("cutmix_sampled_", &cutmix_sampled);
+  m.impl("mixup_sampled_", &mixup_sampled);
+}
+
+}  // namespace cutmix_ext

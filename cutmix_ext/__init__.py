@@ -1,0 +1,10 @@
+"""In-place CutMix and MixUp for PyTorch batches, with exact-area lambdas and mixed targets.
+
+    images, targets = cutmix_ext.cutmix_(images, labels, num_classes=1000)
+    images, targets = cutmix_ext.mixup_(images, labels, num_classes=1000)
+"""
+from ._library import CUDA_ARCHS, WITH_CUDA
+from ._ops import MixParams, cutmix_, mixup_, sample_params
+
+__all__ = ["MixParams", "cutmix_", "mixup_", "sample_params", "WITH_CUDA", "CUDA_ARCHS"]
+__version__ = "0.1.0"

@@ -1,0 +1,53 @@
+"""A slow, plainly written pure-PyTorch statement of what the kernels compute: the test oracle.
+Out of place; shares no code with the kernels."""
+from typing import Optional
+
+import torch
+
+__all__ = ["cutmix_reference", "mixup_reference", "mixed_targets_reference"]
+
+
+def mixed_targets_reference(labels: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor,
+                            num_classes: Optional[int] = None,
+                            label_smoothing: float = 0.0) -> torch.Tensor:
+    """lam[i] * s(y[i]) + (1 - lam[i]) * s(y[perm[i]]), s(y) = (1 - eps) * y + eps / K, in
+    float64, rounded once to float32."""
+    if labels.dtype in (torch.int64, torch.int32):
+        y = torch.nn.functional.one_hot(labels.long().cpu(), num_classes).double()
+    else:
+        y = labels.cpu().double()
+    k = y.shape[1]
+    s = y * (1.0 - label_smoothing) + label_smoothing / k
+    lam = lam.cpu().double()[:, None]
+    return (lam * s + (1.0 - lam) * s[perm.cpu()]).float()
+
+
+def cutmix_reference(images: torch.Tensor, labels: torch.Tensor, perm: torch.Tensor,
+                     boxes: torch.Tensor, num_classes: Optional[int] = None,
+                     label_smoothing: float = 0.0):
+    """Returns (mixed copy of images, targets, exact lam)."""
+    out = images.clone()
+    h, w = images.shape[-2:]
+    lam = torch.empty(images.shape[0], dtype=torch.float64)
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        out[i, ..., y1:y2, x1:x2] = images[int(perm[i]), ..., y1:y2, x1:x2]
+        lam[i] = 1.0 - (x2 - x1) * (y2 - y1) / (w * h)
+    return out, mixed_targets_reference(labels, perm, lam, num_classes, label_smoothing), lam
+
+
+def mixup_reference(images: torch.Tensor, labels: torch.Tensor, perm: torch.Tensor,
+                    lam: torch.Tensor, num_classes: Optional[int] = None,
+                    label_smoothing: float = 0.0):
+    """Returns (mixed copy of images, targets): lam * x + (1 - lam) * x[perm] in float32
+    (float64 for float64), rounded once; uint8 rounds half to even and clamps."""
+    compute = torch.float64 if images.dtype == torch.float64 else torch.float32
+    shape = (-1,) + (1,) * (images.dim() - 1)
+    lam64 = lam.double().to(images.device)
+    wa = lam64.to(compute).view(shape)
+    wb = (1.0 - lam64).to(compute).view(shape)
+    x = images.to(compute)
+    out = x * wa + x[perm.to(images.device)] * wb
+    if images.dtype == torch.uint8:
+        out = out.round().clamp(0, 255)
+    return out.to(images.dtype), mixed_targets_reference(labels, perm, lam, num_classes,
+                                                         label_smoothing)

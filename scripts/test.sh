@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Sets up what is missing, builds, and runs the test suite (CUDA tests run when a GPU is present).
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+exec "$PY" -m pytest tests -q -ra "$@"

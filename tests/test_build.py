@@ -1,0 +1,50 @@
+"""What the build contains, and that it says so."""
+import os
+
+import pytest
+import torch
+
+import cutmix_ext
+from cutmix_ext import _library
+
+OPS = ["cutmix_ext::cutmix_", "cutmix_ext::mixup_"]
+
+
+def has_kernel(op, key):
+    return torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+
+
+def test_cpu_kernels_registered():
+    for op in OPS:
+        assert has_kernel(op, "CPU")
+
+
+def test_cuda_kernels_registered_exactly_when_built():
+    for op in OPS:
+        assert has_kernel(op, "CUDA") == cutmix_ext.WITH_CUDA
+    if cutmix_ext.WITH_CUDA:
+        assert "8.0" in cutmix_ext.CUDA_ARCHS or os.environ.get("TORCH_CUDA_ARCH_LIST")
+
+
+@pytest.mark.skipif(os.environ.get("CUTMIX_EXPECT_CUDA") != "1", reason="CUTMIX_EXPECT_CUDA=1 not set")
+def test_build_has_cuda_kernels():
+    """CI sets CUTMIX_EXPECT_CUDA=1: there, a build that silently dropped CUDA must fail."""
+    assert cutmix_ext.WITH_CUDA, "the CUDA kernels were not built"
+    for op in OPS:
+        assert has_kernel(op, "CUDA")
+
+
+def test_built_for_this_torch():
+    assert _library._C.TORCH_VERSION == torch.__version__
+
+
+def test_cuda_tensor_without_cuda_kernels_is_an_error(monkeypatch):
+    """A build without CUDA kernels refuses CUDA tensors plainly instead of falling back."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    monkeypatch.setattr(cutmix_ext._ops, "WITH_CUDA", False)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        images = torch.empty(2, 3, 4, 4, device="cuda")
+        labels = torch.zeros(2, dtype=torch.int64, device="cuda")
+        with pytest.raises(RuntimeError, match="images: on CUDA, but cutmix_ext was built without its CUDA kernels"):
+            cutmix_ext.cutmix_(images, labels, 2)
