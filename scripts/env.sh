@@ -28,3 +28,4 @@ if ! "$PY" setup.py build_ext --inplace >build/build.log 2>&1; then
   exit 1
 fi
 grep '^\[cutmix_ext\]' build/build.log || true
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the in-place build, for the scripts it runs
