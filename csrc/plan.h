@@ -24,6 +24,10 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
 // The checks on the images that come before sampling: a tensor of shape (N, ..., H, W), H, W > 0.
 void check_image_shape(const at::Tensor& images);
 
+// Whether the kernels need the per-sample table: per-sample parameters or a partner table. One
+// box or lam for the batch with a "roll" or "flip" pairing fits in a few scalars.
+inline bool needs_table(const Plan& p) { return !p.shared || p.args.pairing == kPairTable; }
+
 // The (N, K) float32 targets on the images' device, with args.targets pointing at them.
 at::Tensor allocate_targets(Plan& plan, const at::Tensor& images);
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 import torch
-from conftest import CUDA, DEVICES, needs_cuda
+from conftest import DEVICES, needs_cuda
 from helpers import DTYPES, LAYOUTS, outside_view, rand_images, rand_labels
 
 import cutmix_ext

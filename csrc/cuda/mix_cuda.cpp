@@ -26,12 +26,11 @@ at::Tensor mix_cuda(bool cutmix, const at::Tensor& images, const at::Tensor& lab
   at::Tensor targets = allocate_targets(p, images);
   if (p.args.n == 0) return targets;
 
-  // The table is needed only for per-sample parameters or a partner table; up to
-  // kInlineSamples rows ride in the kernel's parameters, larger batches get one async copy.
+  // Up to kInlineSamples rows ride in the kernel's parameters; larger tables get one async copy.
   const Sample* inline_rows = nullptr;
   at::Tensor device_rows;
   p.args.table = nullptr;
-  if (!p.shared || p.args.pairing == kPairTable) {
+  if (needs_table(p)) {
     if (p.args.n <= kInlineSamples) {
       inline_rows = p.table.data();
     } else {

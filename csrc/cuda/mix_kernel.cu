@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -82,10 +83,11 @@ __device__ void write_targets(const MixArgs& m, const Sample* table, int64_t blo
                               bool valid) {
   const int64_t K = m.num_classes, total = m.n * K;
   const int64_t begin = block * kThreads * kTargetsPerThread;
-  const int64_t end = min(total, begin + int64_t{kThreads} * kTargetsPerThread);
+  const int64_t stop = begin + int64_t{kThreads} * kTargetsPerThread;
+  const int64_t end = stop < total ? stop : total;
   for (int64_t e = begin + threadIdx.x; e < end; e += kThreads) {
     if (!valid) {
-      m.targets[e] = __int_as_float(0x7fc00000);
+      m.targets[e] = NAN;
       continue;
     }
     const int64_t i = e / K, k = e % K;
@@ -257,8 +259,13 @@ cudaError_t launch(Kernel kernel, LaunchArgs<CAP>& a, cudaStream_t stream) {
   const int64_t blocks = a.g.patch_blocks + target_blocks;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
+#ifdef CUTMIX_EXT_EMULATE  // tests/emulation runs the kernels on the CPU
+  emulate_launch(kernel, static_cast<unsigned>(blocks), kThreads, a);
+  return cudaSuccess;
+#else
   kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a);
   return cudaGetLastError();
+#endif
 }
 
 template <int CAP, int ES>

@@ -1,0 +1,68 @@
+// Lets csrc/cuda/mix_kernel.cu compile with the host compiler and run on the CPU: every CUDA
+// thread of a block is a std::thread and __syncthreads is a std::barrier, so the tests can check
+// the kernels' indexing, chunking and barrier placement on a machine without a GPU.
+#pragma once
+// The CUDA headers come first: their declarations use the names defined below.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <barrier>
+#include <thread>
+#include <vector>
+
+#define CUTMIX_EXT_EMULATE 1
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
+
+namespace emu {
+struct Index {
+  unsigned x = 0, y = 0, z = 0;
+};
+inline thread_local Index thread_index, block_index;
+inline thread_local unsigned or_calls = 0;
+inline Index block_dim;
+inline std::barrier<>* barrier = nullptr;
+inline std::atomic<int> or_flags[2];
+}  // namespace emu
+
+#define threadIdx emu::thread_index
+#define blockIdx emu::block_index
+#define blockDim emu::block_dim
+
+inline void __syncthreads() { emu::barrier->arrive_and_wait(); }
+
+inline int __syncthreads_or(int predicate) {
+  const unsigned k = emu::or_calls++ & 1;
+  if (predicate) emu::or_flags[k].store(1);
+  emu::barrier->arrive_and_wait();
+  const int result = emu::or_flags[k].load();
+  if (threadIdx.x == 0) emu::or_flags[k ^ 1].store(0);  // no one touches it before the next barrier
+  emu::barrier->arrive_and_wait();
+  return result;
+}
+
+// Runs the blocks one after another, each on `threads` std::threads.
+template <class Kernel, class Args>
+void emulate_launch(Kernel kernel, unsigned blocks, unsigned threads, const Args& args) {
+  std::barrier<> barrier(threads);
+  emu::barrier = &barrier;
+  emu::block_dim = {threads, 1, 1};
+  emu::or_flags[0] = 0;
+  emu::or_flags[1] = 0;
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      threadIdx = {t, 0, 0};
+      emu::or_calls = 0;
+      for (unsigned b = 0; b < blocks; ++b) {
+        blockIdx = {b, 0, 0};
+        kernel(args);
+        barrier.arrive_and_wait();  // a block ends for all of its threads
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+}

@@ -1,0 +1,128 @@
+"""The CUDA kernels' own code, compiled for the host and run on the CPU (tests/emulation: one
+std::thread per CUDA thread, std::barrier for __syncthreads), against the CPU backend bit for bit.
+This checks the kernels' indexing, chunking, partial chunks, tables and barrier placement on a
+machine without a GPU; where there is one, the real kernels are tested instead (test_mix.py)."""
+import glob
+import os
+import random
+
+import pytest
+import torch
+from conftest import CUDA
+from helpers import DTYPES, rand_images, rand_labels
+
+import cutmix_ext
+from cutmix_ext.reference import cutmix_reference, mixup_reference
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cuda_include():
+    for prefix in [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda",
+                   *sorted(glob.glob("/usr/local/cuda-*"), reverse=True)]:
+        if prefix and os.path.isfile(os.path.join(prefix, "include", "cuda_runtime_api.h")):
+            return os.path.join(prefix, "include")
+    return None
+
+
+pytestmark = [
+    pytest.mark.skipif(CUDA, reason="a GPU is present: the real kernels are tested"),
+    pytest.mark.skipif(cuda_include() is None, reason="no CUDA toolkit headers"),
+]
+
+
+@pytest.fixture(scope="module")
+def emulated():
+    from torch.utils.cpp_extension import load
+
+    build = os.path.join(ROOT, "build", "emulation")
+    os.makedirs(build, exist_ok=True)
+    load(name="cutmix_ext_emulated", sources=[os.path.join(ROOT, "tests", "emulation", "emulate.cpp"),
+                                              os.path.join(ROOT, "csrc", "plan.cpp")],
+         extra_include_paths=[cuda_include()], extra_cflags=["-O1", "-std=c++20", "-pthread"],
+         extra_ldflags=["-pthread"], build_directory=build, is_python_module=False)
+    return torch.ops.cutmix_ext_emulated.mix
+
+
+def both(emulated, op, images, labels, params, k, eps, table_in_memory=False):
+    """(emulated images, emulated targets, CPU-backend images, CPU-backend targets)."""
+    on_kernels = images.clone()
+    on_cpu = images.clone()
+    second = params.boxes if op == "cutmix" else params.lam
+    t_kernels = emulated(op == "cutmix", on_kernels, labels, params.perm, second, k, eps, table_in_memory)
+    fn = cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_
+    _, t_cpu = fn(on_cpu, labels, k, params=params, label_smoothing=eps)
+    return on_kernels, t_kernels, on_cpu, t_cpu
+
+
+CASES = [  # (shape, per_sample, pairing): small images keep the emulated grids small
+    ((1, 3, 5, 7), False, "roll"),
+    ((5, 3, 9, 16), True, "random"),
+    ((17, 2, 8, 8), False, "flip"),
+    ((40, 1, 6, 12), True, "random"),   # more than 16 samples: several slots per position
+    ((3, 2, 3, 6, 8), True, "flip"),    # video
+    ((700, 1, 2, 16), True, "random"),  # many slots, few positions
+    ((1000, 1, 1, 4), True, "random"),  # more than 960 samples: the table from memory
+]
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped"])
+def test_kernels_match_cpu_backend(emulated, op, dtype, layout, gen):
+    for shape, per_sample, pairing in CASES:
+        if layout == "channels_last" and len(shape) == 5:
+            continue
+        images = rand_images(shape, dtype, gen, "cpu", layout)
+        labels = rand_labels(shape[0], 7, random.choice(["int64", "int32", "float32", "bfloat16"]), gen)
+        params = cutmix_ext.sample_params(images, op, pairing=pairing, per_sample=per_sample,
+                                          alpha=0.6, generator=gen)
+        for table_in_memory in [False, True]:
+            got, t_got, want, t_want = both(emulated, op, images, labels, params, 7, 0.1, table_in_memory)
+            assert torch.equal(got, want), (shape, per_sample, pairing)
+            assert torch.equal(t_got, t_want), (shape, per_sample, pairing)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float16, torch.float64], ids=str)
+def test_cutmix_edge_boxes_and_unaligned_chunks(emulated, dtype, gen):
+    """Boxes whose edges cut 16-byte chunks, touch the borders, are empty or full."""
+    n, h, w = 9, 5, 19
+    images = rand_images((n, 3, h, w), dtype, gen)
+    labels = rand_labels(n, 4, "int64", gen)
+    boxes = torch.tensor([[0, 0, w, h], [0, 0, 0, 0], [1, 1, 18, 4], [3, 0, 4, 5], [w - 1, h - 1, w, h],
+                          [5, 2, 13, 3], [0, 4, 17, 5], [2, 1, 2, 4], [7, 0, 16, 5]])
+    lam = 1 - ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).double() / (h * w)
+    for perm in [torch.randperm(n, generator=gen), torch.arange(n).roll(1)]:
+        params = cutmix_ext.MixParams(perm, boxes, lam)
+        got, t_got, _, _ = both(emulated, "cutmix", images, labels, params, 4, 0.0)
+        want, t_want, _ = cutmix_reference(images, labels, perm, boxes, 4)
+        assert torch.equal(got, want) and torch.equal(t_got, t_want)
+
+
+def test_mixup_against_reference(emulated, gen):
+    images = rand_images((6, 3, 14, 14), torch.float32, gen)  # 56-byte rows: rows merged to one
+    labels = rand_labels(6, 5, "int64", gen)
+    params = cutmix_ext.sample_params(images, "mixup", per_sample=True, pairing="random", generator=gen)
+    got, t_got, _, _ = both(emulated, "mixup", images, labels, params, 5, 0.2)
+    want, t_want = mixup_reference(images, labels, params.perm, params.lam, 5, 0.2)
+    assert torch.equal(got, want) and torch.equal(t_got, t_want)
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_bad_label_in_kernel_writes_nothing_and_nan_targets(emulated, op, gen):
+    """On CUDA the host does not read the labels (that would need a sync): an out-of-range
+    class index makes the kernel write no pixel and NaN targets."""
+    images = rand_images((8, 3, 8, 8), torch.float32, gen)
+    labels = rand_labels(8, 5, "int64", gen)
+    bad = labels.clone()
+    bad[5] = random.choice([5, -1])
+    before = images.clone()
+    for per_sample in [False, True]:
+        params = cutmix_ext.sample_params(images, op, per_sample=per_sample, generator=gen)
+        second = params.boxes if op == "cutmix" else params.lam
+        targets = emulated(op == "cutmix", images, labels, params.perm, second, 5, 0.0, False, bad)
+        assert torch.isnan(targets).all()
+        assert torch.equal(images, before)
+        targets = emulated(op == "cutmix", images, labels, params.perm, second, 5, 0.0, False, labels)
+        assert not torch.isnan(targets).any()
+        before = images.clone()
