@@ -144,19 +144,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_and_apply(
   return {targets, p, boxes, lam};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cutmix_sampled(
+template <bool kCutmix>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sampled(
     const at::Tensor& images, const at::Tensor& labels, std::optional<int64_t> num_classes,
     double label_smoothing, double alpha, c10::string_view pairing,
     const std::optional<at::Tensor>& perm, bool per_sample, std::optional<at::Generator> gen) {
-  return sample_and_apply(true, images, labels, num_classes, label_smoothing, alpha, pairing,
-                          perm, per_sample, std::move(gen));
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mixup_sampled(
-    const at::Tensor& images, const at::Tensor& labels, std::optional<int64_t> num_classes,
-    double label_smoothing, double alpha, c10::string_view pairing,
-    const std::optional<at::Tensor>& perm, bool per_sample, std::optional<at::Generator> gen) {
-  return sample_and_apply(false, images, labels, num_classes, label_smoothing, alpha, pairing,
+  return sample_and_apply(kCutmix, images, labels, num_classes, label_smoothing, alpha, pairing,
                           perm, per_sample, std::move(gen));
 }
 
@@ -167,8 +160,8 @@ TORCH_LIBRARY_IMPL(cutmix_ext, CompositeExplicitAutograd, m) {
 }
 
 TORCH_LIBRARY_IMPL(cutmix_ext, CompositeImplicitAutograd, m) {
-  m.impl("cutmix_sampled_", &cutmix_sampled);
-  m.impl("mixup_sampled_", &mixup_sampled);
+  m.impl("cutmix_sampled_", &sampled<true>);
+  m.impl("mixup_sampled_", &sampled<false>);
 }
 
 }  // namespace cutmix_ext

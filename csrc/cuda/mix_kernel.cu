@@ -98,62 +98,6 @@ __device__ void write_targets(const MixArgs& m, const Sample* table, int64_t blo
   }
 }
 
-template <int ES, bool VEC, int CAP>
-__global__ void __launch_bounds__(kThreads) cutmix_kernel(const __grid_constant__ LaunchArgs<CAP> a) {
-  using C = Chunk<ES, VEC>;
-  using V = typename C::Storage;
-  using E = typename Bits<ES>::type;
-  const MixArgs& m = a.m;
-  const Geometry& g = a.g;
-  const Sample* table = table_of(a);
-  const bool valid = labels_valid(m);
-  if (blockIdx.x >= g.patch_blocks) {
-    write_targets(m, table, blockIdx.x - g.patch_blocks, true, valid);
-    return;
-  }
-  if (!valid) return;
-
-  const int64_t row = blockIdx.x / g.tiles_per_row, tile = blockIdx.x % g.tiles_per_row;
-  const int pos = threadIdx.x % g.P, slot = threadIdx.x / g.P;
-  const int64_t chunk = g.chunk_lo + tile * g.P + pos;
-  const bool active = slot < g.S && chunk < g.chunk_hi;
-  const int64_t y = g.y0 + row % g.rows_h;
-  const int64_t pix = m.q * ES, lo = chunk * C::kBytes;
-  char* base = static_cast<char*>(m.images) + ((row / g.rows_h) * m.stride_a + y * m.stride_h) * ES + lo;
-
-  auto covers = [&](const Box& b) {
-    return y >= b.y1 && y < b.y2 && b.x1 < b.x2 && lo < b.x2 * pix && lo + C::kBytes > b.x1 * pix;
-  };
-  V v[kMaxPerThread];
-#pragma unroll
-  for (int k = 0; k < kMaxPerThread; ++k) {
-    const int64_t i = slot + int64_t{k} * g.S;
-    if (active && k < g.R && i < m.n && covers(box_of(m, table, i))) {
-      v[k] = *reinterpret_cast<const V*>(base + partner(m, table, i) * m.stride_n * ES);
-    }
-  }
-  __syncthreads();
-#pragma unroll
-  for (int k = 0; k < kMaxPerThread; ++k) {
-    const int64_t i = slot + int64_t{k} * g.S;
-    if (!(active && k < g.R && i < m.n)) continue;
-    const Box b = box_of(m, table, i);
-    if (!covers(b)) continue;
-    char* dst = base + i * m.stride_n * ES;
-    const int64_t bl = b.x1 * pix, bh = b.x2 * pix;
-    if (bl <= lo && lo + C::kBytes <= bh) {
-      *reinterpret_cast<V*>(dst) = v[k];
-    } else {  // a chunk cut by the box edge: store only the elements inside
-      const E* src = reinterpret_cast<const E*>(&v[k]);
-#pragma unroll
-      for (int e = 0; e < C::kElems; ++e) {
-        const int64_t byte = lo + int64_t{e} * ES;
-        if (byte >= bl && byte < bh) reinterpret_cast<E*>(dst)[e] = src[e];
-      }
-    }
-  }
-}
-
 template <typename T> __device__ __forceinline__ float to_float(T v) { return static_cast<float>(v); }
 template <> __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 template <> __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -178,34 +122,94 @@ __device__ __forceinline__ T blend_one(T x, T y, double lam) {
   }
 }
 
-template <typename T, bool VEC, int CAP>
-__global__ void __launch_bounds__(kThreads) mixup_kernel(const __grid_constant__ LaunchArgs<CAP> a) {
-  constexpr int ES = sizeof(T);
+// CutMix at one (row, chunk) position: sample i takes its partner's chunk where its box covers it.
+template <int ES, bool VEC>
+struct CutMixOp {
+  static constexpr bool kCutmix = true;
+  static constexpr int kElemSize = ES;
   using C = Chunk<ES, VEC>;
-  using V = typename C::Storage;
+  using E = typename Bits<ES>::type;
+
+  const MixArgs& m;
+  const Sample* table;
+  int64_t y, lo;  // the row's image y and the chunk's first byte in the row
+
+  __device__ bool touches(int64_t i) const {
+    const Box b = box_of(m, table, i);
+    const int64_t pix = m.q * ES;
+    return y >= b.y1 && y < b.y2 && b.x1 < b.x2 && lo < b.x2 * pix && lo + C::kBytes > b.x1 * pix;
+  }
+
+  __device__ void store(char* dst, const typename C::Storage& v, int64_t i) const {
+    const Box b = box_of(m, table, i);
+    const int64_t bl = b.x1 * m.q * ES, bh = b.x2 * m.q * ES;
+    if (bl <= lo && lo + C::kBytes <= bh) {
+      *reinterpret_cast<typename C::Storage*>(dst) = v;
+      return;
+    }
+    const E* src = reinterpret_cast<const E*>(&v);  // a chunk cut by the box edge: only its inside
+#pragma unroll
+    for (int e = 0; e < C::kElems; ++e) {
+      const int64_t byte = lo + int64_t{e} * ES;
+      if (byte >= bl && byte < bh) reinterpret_cast<E*>(dst)[e] = src[e];
+    }
+  }
+};
+
+// MixUp at one position: every sample blends its own chunk with its partner's.
+template <typename T, bool VEC>
+struct MixUpOp {
+  static constexpr bool kCutmix = false;
+  static constexpr int kElemSize = sizeof(T);
+  using C = Chunk<sizeof(T), VEC>;
+
+  const MixArgs& m;
+  const Sample* table;
+  int64_t y, lo;
+
+  __device__ bool touches(int64_t) const { return true; }
+
+  __device__ void store(char* dst, const typename C::Storage& v, int64_t i) const {
+    const double lam = table == nullptr ? m.lam : table[i].lam;
+    typename C::Storage own = *reinterpret_cast<const typename C::Storage*>(dst);
+    T* x = reinterpret_cast<T*>(&own);
+    const T* partner_values = reinterpret_cast<const T*>(&v);
+#pragma unroll
+    for (int e = 0; e < C::kElems; ++e) x[e] = blend_one(x[e], partner_values[e], lam);
+    *reinterpret_cast<typename C::Storage*>(dst) = own;
+  }
+};
+
+// The first g.patch_blocks blocks each own g.P chunks of one row across the whole batch: every
+// thread loads the partner chunks of its samples, the block meets at the barrier, then stores.
+// The remaining blocks write the targets.
+template <class Op, int CAP>
+__global__ void __launch_bounds__(kThreads) mix_kernel(const __grid_constant__ LaunchArgs<CAP> a) {
+  using V = typename Op::C::Storage;
+  constexpr int ES = Op::kElemSize;
   const MixArgs& m = a.m;
   const Geometry& g = a.g;
   const Sample* table = table_of(a);
   const bool valid = labels_valid(m);
   if (blockIdx.x >= g.patch_blocks) {
-    write_targets(m, table, blockIdx.x - g.patch_blocks, false, valid);
+    write_targets(m, table, blockIdx.x - g.patch_blocks, Op::kCutmix, valid);
     return;
   }
   if (!valid) return;
 
   const int64_t row = blockIdx.x / g.tiles_per_row, tile = blockIdx.x % g.tiles_per_row;
   const int pos = threadIdx.x % g.P, slot = threadIdx.x / g.P;
-  const int64_t chunk = tile * g.P + pos;
+  const int64_t chunk = g.chunk_lo + tile * g.P + pos;
   const bool active = slot < g.S && chunk < g.chunk_hi;
-  char* base = static_cast<char*>(m.images) +
-               ((row / g.rows_h) * m.stride_a + (row % g.rows_h) * m.stride_h) * ES +
-               chunk * C::kBytes;
+  const int64_t y = g.y0 + row % g.rows_h, lo = chunk * Op::C::kBytes;
+  char* base = static_cast<char*>(m.images) + ((row / g.rows_h) * m.stride_a + y * m.stride_h) * ES + lo;
+  const Op op{m, table, y, lo};
 
   V v[kMaxPerThread];
 #pragma unroll
   for (int k = 0; k < kMaxPerThread; ++k) {
     const int64_t i = slot + int64_t{k} * g.S;
-    if (active && k < g.R && i < m.n) {
+    if (active && k < g.R && i < m.n && op.touches(i)) {
       v[k] = *reinterpret_cast<const V*>(base + partner(m, table, i) * m.stride_n * ES);
     }
   }
@@ -213,15 +217,7 @@ __global__ void __launch_bounds__(kThreads) mixup_kernel(const __grid_constant__
 #pragma unroll
   for (int k = 0; k < kMaxPerThread; ++k) {
     const int64_t i = slot + int64_t{k} * g.S;
-    if (!(active && k < g.R && i < m.n)) continue;
-    const double lam = table == nullptr ? m.lam : table[i].lam;
-    V* dst = reinterpret_cast<V*>(base + i * m.stride_n * ES);
-    V own = *dst;
-    T* x = reinterpret_cast<T*>(&own);
-    const T* y = reinterpret_cast<const T*>(&v[k]);
-#pragma unroll
-    for (int e = 0; e < C::kElems; ++e) x[e] = blend_one(x[e], y[e], lam);
-    *dst = own;
+    if (active && k < g.R && i < m.n && op.touches(i)) op.store(base + i * m.stride_n * ES, v[k], i);
   }
 }
 
@@ -276,8 +272,8 @@ cudaError_t launch_cutmix(LaunchArgs<CAP>& a, cudaStream_t stream) {
   const int64_t bytes = vec ? 16 : ES, pix = m.q * ES;
   a.g = geometry(m, m.a * (m.uy2 - m.uy1), m.uy2 - m.uy1, m.uy1, m.ux1 * pix / bytes,
                  (m.ux2 * pix + bytes - 1) / bytes);
-  return vec ? launch(cutmix_kernel<ES, true, CAP>, a, stream)
-             : launch(cutmix_kernel<ES, false, CAP>, a, stream);
+  return vec ? launch(mix_kernel<CutMixOp<ES, true>, CAP>, a, stream)
+             : launch(mix_kernel<CutMixOp<ES, false>, CAP>, a, stream);
 }
 
 template <int CAP, typename T>
@@ -287,8 +283,8 @@ cudaError_t launch_mixup(LaunchArgs<CAP>& a, cudaStream_t stream) {
   const bool vec = aligned16(m, row_elems);
   const int64_t bytes = vec ? 16 : sizeof(T);
   a.g = geometry(m, m.a * m.h, m.h, 0, 0, row_elems * sizeof(T) / bytes);
-  return vec ? launch(mixup_kernel<T, true, CAP>, a, stream)
-             : launch(mixup_kernel<T, false, CAP>, a, stream);
+  return vec ? launch(mix_kernel<MixUpOp<T, true>, CAP>, a, stream)
+             : launch(mix_kernel<MixUpOp<T, false>, CAP>, a, stream);
 }
 
 template <int CAP>

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On a machine with a GPU, in one go: build, the whole test suite (CUDA tests included), the CUDA
+# tests again under compute-sanitizer memcheck and racecheck, and the CPU + CUDA benchmark. What
+# it prints is also saved to $OUT (or benchmarks/results)/gpu-<date>.md.
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+set +e -o pipefail
+out=${OUT:-benchmarks/results}
+mkdir -p "$out"
+log="$out/gpu-$(date -u +%F).md"
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+status=0
+exec > >(tee "$log") 2>&1
+echo "# cutmix_ext on a GPU, $(date -u '+%F %H:%M UTC')"
+echo '```'
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+"$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "cuda", torch.version.cuda, "torchvision", torchvision.__version__)'
+echo '```'
+echo "## Tests"
+echo '```'
+"$PY" -m pytest tests -q -ra -p no:cacheprovider 2>&1 | tail -n 25 || status=1
+echo '```'
+# memcheck over every CUDA test in float32/uint8; racecheck (slow) over the CPU-vs-CUDA comparisons
+for run in "memcheck|cuda and not float16 and not bfloat16 and not float64" \
+           "racecheck|cuda_matches_cpu and (float32 or uint8) and not channels_last"; do
+  tool=${run%%|*}
+  echo "## compute-sanitizer --tool $tool"
+  echo '```'
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --tool "$tool" --error-exitcode 9 \
+    "$PY" -m pytest tests/test_mix.py tests/test_errors.py -q -x -p no:cacheprovider \
+    -k "${run#*|}" 2>&1 | tail -n 15 || status=1
+  echo '```'
+done
+"$PY" benchmarks/bench.py | sed 's/^# /## /' || status=1
+echo "saved to $log"
+exit $status
