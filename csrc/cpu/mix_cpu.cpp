@@ -26,7 +26,8 @@ namespace {
 // enough that the saved rows and the step's destination stay in L1/L2.
 constexpr int64_t kBlockBytes = 32 << 10;
 constexpr int64_t kMaxRowBlock = 256;
-// Elements per MixUp chunk: the partner chunk read at one step is the destination of the next.
+// Bytes per MixUp chunk: the partner chunk read at one step is the destination of the next, so
+// it should still be in cache then.
 constexpr int64_t kChunkBytes = 16384;
 // Work below this many bytes runs on the calling thread.
 constexpr int64_t kParallelBytes = 1 << 16;
