@@ -12,9 +12,11 @@
 
 TORCH_LIBRARY(cutmix_ext, m) {
   // Draws (perm, boxes, lam) on the host; boxes is (0, 4) for MixUp.
+  // Tagged so that compilers keep every call: each one advances the generator.
   m.def(
       "sample(int n, int height, int width, float alpha, bool cutmix, bool per_sample, "
-      "str pairing, Generator? generator=None) -> (Tensor perm, Tensor boxes, Tensor lam)");
+      "str pairing, Generator? generator=None) -> (Tensor perm, Tensor boxes, Tensor lam)",
+      {at::Tag::nondeterministic_seeded});
   // In place: images[i][..., y1:y2, x1:x2] = images[perm[i]][..., y1:y2, x1:x2]; returns the
   // (N, K) float32 targets with lam the exact box area.
   m.def(

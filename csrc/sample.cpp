@@ -123,8 +123,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_and_apply(
     c10::string_view pairing, const std::optional<at::Tensor>& perm, bool per_sample,
     std::optional<at::Generator> generator) {
   check_image_shape(images);
-  auto [p, boxes, lam] = sample(images.size(0), images.size(-2), images.size(-1), alpha, cutmix,
-                                per_sample, perm.has_value() ? "roll" : pairing, generator);
+  // Through the dispatcher, so that under torch.compile's fake tensors the fake sampler runs.
+  static const auto draw = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("cutmix_ext::sample", "")
+                               .typed<decltype(sample)>();
+  auto [p, boxes, lam] = draw.call(images.size(0), images.size(-2), images.size(-1), alpha, cutmix,
+                                   per_sample, perm.has_value() ? "roll" : pairing, generator);
   if (perm.has_value()) {
     TORCH_CHECK_TYPE(perm->scalar_type() == at::kLong || perm->scalar_type() == at::kInt,
                      "pairing: expected an int64 tensor of partners, got dtype ",

@@ -3,7 +3,8 @@
     images, targets = cutmix_ext.cutmix_(images, labels, num_classes=1000)
     images, targets = cutmix_ext.mixup_(images, labels, num_classes=1000)
 """
-from ._library import CUDA_ARCHS, WITH_CUDA
+from ._library import CUDA_ARCHS, WITH_CUDA  # loads the compiled ops first
+from . import _fake  # noqa: F401, I001  (registers their fake kernels)
 from ._ops import MixParams, cutmix_, mixup_, sample_params
 
 __all__ = ["MixParams", "cutmix_", "mixup_", "sample_params", "WITH_CUDA", "CUDA_ARCHS"]
