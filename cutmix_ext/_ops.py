@@ -45,17 +45,13 @@ def sample_params(size: Union[torch.Tensor, Sequence[int]], mode: str = "cutmix"
     shape = tuple(size.shape) if isinstance(size, torch.Tensor) else tuple(size)
     if len(shape) < 4:
         raise ValueError(f"size: expected a batch shape (N, C, H, W) or (N, ..., H, W), got {shape}")
-    return _sample(shape[0], shape[-2], shape[-1], mode == "cutmix", alpha, pairing, per_sample,
-                   generator)
-
-
-def _sample(n, h, w, cutmix, alpha, pairing, per_sample, generator):
-    pairing, perm = _check_sampling(alpha, pairing, generator)
-    perm_, boxes, lam = _ops.sample(n, h, w, float(alpha), cutmix, bool(per_sample), pairing,
-                                    generator)
+    cutmix = mode == "cutmix"
+    name, perm = _check_sampling(alpha, pairing, generator)
+    drawn, boxes, lam = _ops.sample(shape[0], shape[-2], shape[-1], float(alpha), cutmix,
+                                    bool(per_sample), name, generator)
     if perm is not None:
-        perm_ = perm.to("cpu", torch.int64, copy=True)
-    return MixParams(perm_, boxes if cutmix else None, lam)
+        drawn = perm.to("cpu", torch.int64, copy=True)
+    return MixParams(drawn, boxes if cutmix else None, lam)
 
 
 def _check_sampling(alpha, pairing, generator):
