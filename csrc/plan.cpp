@@ -246,9 +246,16 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
   MixArgs& m = p.args;
   check_image_shape(images);
   m.scalar = image_scalar(images);
-  TORCH_CHECK(!(images.requires_grad() && images.is_leaf() && at::GradMode::is_enabled()),
-              "images: a leaf tensor that requires grad cannot be mixed in place; mix a copy or ",
-              "call inside torch.no_grad()");
+  // No gradient is recorded for the mixing, so a tensor that needs one must not pass silently.
+  if (at::GradMode::is_enabled()) {
+    TORCH_CHECK(!(images.requires_grad() && images.is_leaf()),
+                "images: a leaf tensor that requires grad cannot be mixed in place; mix a copy or ",
+                "call inside torch.no_grad()");
+    TORCH_CHECK(!images.requires_grad(), "images: requires grad, but gradients do not flow "
+                "through cutmix_ext's ops yet; mix under torch.no_grad() or mix a detached tensor");
+    TORCH_CHECK(!labels.defined() || !labels.requires_grad(), "labels: require grad, but the "
+                "targets do not carry gradients to the labels; pass labels.detach()");
+  }
   describe_layout(images, m);
   m.elem_size = static_cast<int32_t>(images.element_size());
   m.images = images.data_ptr();

@@ -84,9 +84,6 @@ def _check_call(images, labels, num_classes, label_smoothing, params, cutmix):
         raise TypeError(f"num_classes: expected an int or None, got {type(num_classes).__name__}")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
         raise TypeError(f"label_smoothing: expected a number, got {type(label_smoothing).__name__}")
-    if images.requires_grad and images.is_leaf and torch.is_grad_enabled():
-        raise RuntimeError("images: a leaf tensor that requires grad cannot be mixed in place; mix "
-                           "a copy or call inside torch.no_grad()")
     if params is not None:
         if not isinstance(params, MixParams):
             raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")

@@ -130,6 +130,23 @@ def test_leaf_that_requires_grad():
     assert not torch.equal(images.detach(), before)
 
 
+def test_no_silent_gradients():
+    """Until the ops record gradients, tensors that need them are refused, not mixed silently."""
+    weights = torch.rand(N, C, H, W, requires_grad=True)
+    activations = weights * 2
+    before = activations.detach().clone()
+    for fn in (cutmix_ext.cutmix_, cutmix_ext.mixup_):
+        with pytest.raises(RuntimeError, match="images: requires grad, but gradients do not flow"):
+            fn(activations, torch.arange(N) % K, K)
+    assert torch.equal(activations.detach(), before)
+    soft = torch.rand(N, K, requires_grad=True)
+    with pytest.raises(RuntimeError, match="labels: require grad"):
+        cutmix_ext.cutmix_(torch.rand(N, C, H, W), soft)
+    with torch.no_grad():
+        cutmix_ext.cutmix_(activations, soft)
+    cutmix_ext.cutmix_(activations.detach(), soft.detach())
+
+
 @needs_cuda
 def test_cuda_bad_labels_leave_images_untouched_without_a_sync(gen):
     """On CUDA an out-of-range class index is caught inside the kernel (a host check would need a
