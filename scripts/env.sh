@@ -14,7 +14,7 @@ if ! have torchvision && [ "$("$PY" -c 'import torch; print(torch.__version__.sp
   "$PY" -m pip install --quiet --no-deps "torchvision==0.29.1"
 fi
 missing=()
-for pkg in ninja numpy pytest; do have "$pkg" || missing+=("$pkg"); done
+for pkg in ninja numpy pytest hypothesis; do have "$pkg" || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] installing ${missing[*]}"
   "$PY" -m pip install --quiet "${missing[@]}"
