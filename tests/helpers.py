@@ -5,7 +5,7 @@ DTYPES = [torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float
 
 
 def rand_images(shape, dtype, gen, device="cpu", layout="contiguous"):
-    return to_layout(rand_values(shape, dtype, gen), layout, gen).to(device)
+    return to_layout(rand_values(shape, dtype, gen).to(device), layout, gen)
 
 
 def rand_values(shape, dtype, gen):
@@ -29,7 +29,7 @@ def to_layout(x, layout, gen=None):
     if layout == "channels_last":
         return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
     grow, view = SLICERS[layout]
-    big = rand_values(grow(tuple(x.shape)), x.dtype, gen)
+    big = rand_values(grow(tuple(x.shape)), x.dtype, gen).to(x.device)
     v = view(big, tuple(x.shape))
     v.copy_(x)
     return v
