@@ -2,6 +2,7 @@
 # On a machine with a GPU, in one go: build, the whole test suite (CUDA tests included), the CUDA
 # tests again under compute-sanitizer memcheck and racecheck, and the CPU + CUDA benchmark. What
 # it prints is also saved to $OUT (or benchmarks/results)/gpu-<date>.md.
+export FORCE_CUDA=1 CUTMIX_EXPECT_CUDA=1  # the build must contain the CUDA kernels
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 set +e -o pipefail
 out=${OUT:-benchmarks/results}
@@ -20,7 +21,7 @@ echo '```'
 "$PY" -m pytest tests -q -ra -p no:cacheprovider 2>&1 | tail -n 25 || status=1
 echo '```'
 # memcheck over every CUDA test in float32/uint8; racecheck (slow) over the CPU-vs-CUDA comparisons
-for run in "memcheck|cuda and not float16 and not bfloat16 and not float64" \
+for run in "memcheck|cuda and (float32 or uint8) and (contiguous or cropped)" \
            "racecheck|cuda_matches_cpu and (float32 or uint8) and not channels_last"; do
   tool=${run%%|*}
   echo "## compute-sanitizer --tool $tool"
@@ -29,6 +30,7 @@ for run in "memcheck|cuda and not float16 and not bfloat16 and not float64" \
     "$PY" -m pytest tests/test_mix.py tests/test_errors.py -q -x -p no:cacheprovider \
     -k "${run#*|}" 2>&1 | tail -n 15 || status=1
   echo '```'
+  echo "($SECONDS s so far)"
 done
 "$PY" benchmarks/bench.py | sed 's/^# /## /' || status=1
 echo "saved to $log"
