@@ -51,6 +51,35 @@ struct MixArgs {
   double smoothing;
 };
 
+struct Box {
+  int32_t x1, y1, x2, y2;
+};
+
+CUTMIX_HD bool box_has_row(const Box& b, int64_t y) { return y >= b.y1 && y < b.y2 && b.x1 < b.x2; }
+
+// One output row of the out-of-place form, out[j] = (x[j] outside `keep`) + (x[src] inside
+// `take`). CutMix adds the terms present (0, 1 or 2: the transposed form's boxes differ); MixUp
+// has no `keep` box, a `take` box that is the whole image, and blends wa * x[j] + wb * x[src].
+struct GatherRow {
+  int32_t src;
+  Box keep, take;
+  int32_t unused;
+  double wa, wb;
+};
+
+struct GatherArgs {
+  // x and out viewed as (n, a, h, w * q) like MixArgs, each with its own strides (elements).
+  const void* in;
+  void* out;
+  int64_t n, a, h, w, q;
+  int64_t in_stride_n, in_stride_a, in_stride_h;
+  int64_t out_stride_n, out_stride_a, out_stride_h;
+  int32_t elem_size;
+  int32_t scalar;  // ScalarKind
+  int32_t cutmix;
+  const GatherRow* table;  // n rows: a device pointer on CUDA, unless they travel inline
+};
+
 // Products and sums without FMA contraction, so the CPU and the GPU round identically.
 CUTMIX_HD double dmul(double a, double b) {
 #if defined(__CUDA_ARCH__)
@@ -82,10 +111,6 @@ CUTMIX_HD int64_t partner(const MixArgs& m, const Sample* table, int64_t i) {
   if (m.pairing == kPairFlip) return m.n - 1 - i;
   return table[i].src;
 }
-
-struct Box {
-  int32_t x1, y1, x2, y2;
-};
 
 CUTMIX_HD Box box_of(const MixArgs& m, const Sample* table, int64_t i) {
   if (table == nullptr) return Box{m.x1, m.y1, m.x2, m.y2};

@@ -1,5 +1,6 @@
 // Every op schema of cutmix_ext, in one place. The kernels register themselves from their own
-// backend files (cpu/mix_cpu.cpp, cuda/mix_cuda.cpp, sample.cpp).
+// backend files (cpu/mix_cpu.cpp, cuda/mix_cuda.cpp, sample.cpp), the gradients from
+// autograd.cpp.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -17,6 +18,9 @@ TORCH_LIBRARY(cutmix_ext, m) {
       "sample(int n, int height, int width, float alpha, bool cutmix, bool per_sample, "
       "str pairing, Generator? generator=None) -> (Tensor perm, Tensor boxes, Tensor lam)",
       {at::Tag::nondeterministic_seeded});
+  // For feature-level mixing: which of `sites` layers mixes this step, -1 for none (1 - p).
+  m.def("choose(int sites, float p, Generator? generator=None) -> Tensor",
+        {at::Tag::nondeterministic_seeded});
   // In place: images[i][..., y1:y2, x1:x2] = images[perm[i]][..., y1:y2, x1:x2]; returns the
   // (N, K) float32 targets with lam the exact box area.
   m.def(
@@ -26,6 +30,13 @@ TORCH_LIBRARY(cutmix_ext, m) {
   m.def(
       "mixup_(Tensor(a!) images, Tensor labels, Tensor perm, Tensor lam, int? num_classes, "
       "float label_smoothing) -> Tensor");
+  // Out of place, differentiable, for activations: out[i] = x[i] outside box_i and x[perm[i]]
+  // inside it. transpose=True is the adjoint (the backward): out[j] = x[j] outside box_j plus
+  // x[s] inside box_s, s = perm^-1(j).
+  m.def("cutmix(Tensor x, Tensor perm, Tensor boxes, bool transpose=False) -> Tensor");
+  // out[i] = lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]; transposed:
+  // out[j] = lam[j] * x[j] + (1 - lam[s]) * x[s], s = perm^-1(j).
+  m.def("mixup(Tensor x, Tensor perm, Tensor lam, bool transpose=False) -> Tensor");
   // sample, then cutmix_ / mixup_, in one call from Python. `perm` given: that pairing.
   m.def(
       "cutmix_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, float label_smoothing, "

@@ -1,7 +1,6 @@
 #include "plan.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -27,7 +26,8 @@ ScalarKind image_scalar(const at::Tensor& images) {
 // q = 1 (W is the innermost dim: contiguous, cropped or batch-sliced tensors) and q = C (the
 // channels are innermost: channels_last, channels_last_3d). Writing in place rules out copying
 // into a friendlier layout, so anything else is refused.
-void describe_layout(const at::Tensor& images, MixArgs& m) {
+// Returns false when the tensor fits neither form.
+bool layout_of(const at::Tensor& images, MixArgs& m) {
   const int64_t d = images.dim();
   const auto sizes = images.sizes();
   const auto strides = images.strides();
@@ -62,9 +62,15 @@ void describe_layout(const at::Tensor& images, MixArgs& m) {
     m.q = C;
     ok = merge_outer(2);
   }
-  TORCH_CHECK_VALUE(ok, "images: unsupported memory layout (shape ", sizes, ", strides ", strides,
-                    "); in-place mixing needs the width or the channels innermost, as in a "
-                    "contiguous or channels_last tensor");
+  return ok;
+}
+
+void describe_layout(const at::Tensor& images, MixArgs& m) {
+  const auto sizes = images.sizes();
+  const auto strides = images.strides();
+  TORCH_CHECK_VALUE(layout_of(images, m), "images: unsupported memory layout (shape ", sizes,
+                    ", strides ", strides, "); in-place mixing needs the width or the channels "
+                    "innermost, as in a contiguous or channels_last tensor");
 
   // Distinct elements: every stride clears the extent of the dims inside it.
   struct Dim {
@@ -210,8 +216,10 @@ void describe_lam(const at::Tensor& lam, Plan& p) {
     p.shared = p.shared && v == p.table[0].lam;
   }
   if (m.n > 0) m.lam = p.table[0].lam;
+}
 
-  // MixUp touches every element, so dense rows can be walked as one long row.
+// MixUp touches every element, so dense rows can be walked as one long row.
+void merge_rows(MixArgs& m) {
   if (m.stride_h == m.w * m.q || m.h == 1) {
     m.w *= m.h;
     m.h = 1;
@@ -221,6 +229,18 @@ void describe_lam(const at::Tensor& lam, Plan& p) {
       m.a = 1;
       m.stride_a = m.w * m.q;
     }
+  }
+}
+
+// Fills p.table (and the shared fields of p.args) from perm and the boxes or lam; needs
+// p.args.n, h and w.
+void describe_params(bool cutmix, const at::Tensor& perm, const at::Tensor& params, Plan& p) {
+  p.table.assign(p.args.n, Sample{});
+  describe_perm(perm, p);
+  if (cutmix) {
+    describe_boxes(params, p);
+  } else {
+    describe_lam(params, p);
   }
 }
 
@@ -246,16 +266,6 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
   MixArgs& m = p.args;
   check_image_shape(images);
   m.scalar = image_scalar(images);
-  // No gradient is recorded for the mixing, so a tensor that needs one must not pass silently.
-  if (at::GradMode::is_enabled()) {
-    TORCH_CHECK(!(images.requires_grad() && images.is_leaf()),
-                "images: a leaf tensor that requires grad cannot be mixed in place; mix a copy or ",
-                "call inside torch.no_grad()");
-    TORCH_CHECK(!images.requires_grad(), "images: requires grad, but gradients do not flow "
-                "through cutmix_ext's ops yet; mix under torch.no_grad() or mix a detached tensor");
-    TORCH_CHECK(!labels.defined() || !labels.requires_grad(), "labels: require grad, but the "
-                "targets do not carry gradients to the labels; pass labels.detach()");
-  }
   describe_layout(images, m);
   m.elem_size = static_cast<int32_t>(images.element_size());
   m.images = images.data_ptr();
@@ -266,13 +276,8 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
                     "label_smoothing: must be in [0, 1), got ", label_smoothing);
   m.smoothing = label_smoothing;
 
-  p.table.resize(m.n);
-  describe_perm(perm, p);
-  if (cutmix) {
-    describe_boxes(params, p);
-  } else {
-    describe_lam(params, p);
-  }
+  describe_params(cutmix, perm, params, p);
+  if (!cutmix) merge_rows(m);
   return p;
 }
 
@@ -281,6 +286,84 @@ at::Tensor allocate_targets(Plan& plan, const at::Tensor& images) {
       at::empty({plan.args.n, plan.args.num_classes}, images.options().dtype(at::kFloat));
   plan.args.targets = targets.data_ptr<float>();
   return targets;
+}
+
+// The output of the out-of-place form: channels_last(_3d) when x is, else contiguous. The fake
+// kernel in cutmix_ext/_fake.py follows the same rule.
+static at::MemoryFormat out_format(const at::Tensor& x) {
+  if (x.is_contiguous()) return at::MemoryFormat::Contiguous;
+  if (x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    return at::MemoryFormat::ChannelsLast;
+  }
+  if (x.dim() == 5 && x.is_contiguous(at::MemoryFormat::ChannelsLast3d)) {
+    return at::MemoryFormat::ChannelsLast3d;
+  }
+  return at::MemoryFormat::Contiguous;
+}
+
+GatherPlan make_gather_plan(bool cutmix, bool transpose, const at::Tensor& x,
+                            const at::Tensor& perm, const at::Tensor& params) {
+  TORCH_CHECK_TYPE(x.defined(), "x: expected a tensor, got None");
+  TORCH_CHECK_VALUE(x.dim() >= 4, "x: expected a batch of shape (N, C, H, W) or (N, ..., H, W), "
+                    "got shape ", x.sizes());
+  TORCH_CHECK_VALUE(x.size(0) < std::numeric_limits<int32_t>::max() &&
+                        x.size(-1) < std::numeric_limits<int32_t>::max() &&
+                        x.size(-2) < std::numeric_limits<int32_t>::max(),
+                    "x: batch size, height and width must be below 2^31, got shape ", x.sizes());
+  const ScalarKind scalar = image_scalar(x);
+  // The transposed form adds two values where boxes overlap; only gradients take it.
+  TORCH_CHECK_TYPE(!transpose || scalar != kU8, "x: the transposed (backward) form needs a "
+                   "floating-point tensor, got ", x.scalar_type());
+
+  Plan p;
+  p.args.n = x.size(0);
+  p.args.h = x.size(-2);
+  p.args.w = x.size(-1);
+  describe_params(cutmix, perm, params, p);
+
+  GatherPlan g;
+  g.out = at::empty(x.sizes(), x.options().memory_format(out_format(x)));
+  MixArgs in_layout{}, out_layout{};
+  TORCH_INTERNAL_ASSERT(layout_of(g.out, out_layout));
+  g.in = x;
+  // Any other layout (an expanded gradient, a cropped channels_last view) is read from a copy.
+  if (!layout_of(x, in_layout) || in_layout.q != out_layout.q || in_layout.a != out_layout.a) {
+    g.in = x.contiguous(out_format(x));
+    TORCH_INTERNAL_ASSERT(layout_of(g.in, in_layout) && in_layout.q == out_layout.q &&
+                          in_layout.a == out_layout.a);
+  }
+
+  GatherArgs& a = g.args;
+  a.in = g.in.data_ptr();
+  a.out = g.out.data_ptr();
+  a.n = out_layout.n, a.a = out_layout.a, a.h = out_layout.h, a.w = out_layout.w;
+  a.q = out_layout.q;
+  a.in_stride_n = in_layout.stride_n, a.in_stride_a = in_layout.stride_a;
+  a.in_stride_h = in_layout.stride_h;
+  a.out_stride_n = out_layout.stride_n, a.out_stride_a = out_layout.stride_a;
+  a.out_stride_h = out_layout.stride_h;
+  a.elem_size = static_cast<int32_t>(x.element_size());
+  a.scalar = scalar;
+  a.cutmix = cutmix;
+
+  // Forward: out[j] = x[j] outside box_j + x[perm j] inside box_j (MixUp: lam_j, 1 - lam_j).
+  // Transposed, the adjoint: out[j] = x[j] outside box_j + x[s] inside box_s, s = perm^-1(j)
+  // (MixUp: lam_j x[j] + (1 - lam_s) x[s]). The transpose of the transpose is the forward.
+  std::vector<int32_t> inv(a.n);
+  for (int64_t i = 0; i < a.n; ++i) inv[p.table[i].src] = static_cast<int32_t>(i);
+  g.rows.resize(a.n);
+  for (int64_t j = 0; j < a.n; ++j) {
+    const Sample& own = p.table[j];
+    const int32_t s = transpose ? inv[j] : own.src;
+    const Sample& taken = transpose ? p.table[s] : own;
+    GatherRow& r = g.rows[j];
+    r.src = s;
+    r.keep = Box{own.x1, own.y1, own.x2, own.y2};
+    r.take = Box{taken.x1, taken.y1, taken.x2, taken.y2};
+    r.wa = own.lam;
+    r.wb = 1.0 - taken.lam;
+  }
+  return g;
 }
 
 }  // namespace cutmix_ext

@@ -24,6 +24,17 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
 // The checks on the images that come before sampling: a tensor of shape (N, ..., H, W), H, W > 0.
 void check_image_shape(const at::Tensor& images);
 
+// The out-of-place form (the ops `cutmix` and `mixup`, also their backward): validates x and
+// the parameters, allocates the output and fills one GatherRow per sample.
+struct GatherPlan {
+  GatherArgs args{};
+  std::vector<GatherRow> rows;
+  at::Tensor in;   // x, or a copy of it when its layout is one the kernels do not read
+  at::Tensor out;
+};
+GatherPlan make_gather_plan(bool cutmix, bool transpose, const at::Tensor& x,
+                            const at::Tensor& perm, const at::Tensor& params);
+
 // Whether the kernels need the per-sample table: per-sample parameters or a partner table. One
 // box or lam for the batch with a "roll" or "flip" pairing fits in a few scalars.
 inline bool needs_table(const Plan& p) { return !p.shared || p.args.pairing == kPairTable; }

@@ -112,6 +112,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample(int64_t n, int64_t height,
   return {perm, boxes, lam};
 }
 
+// Which of `sites` candidate layers mixes this step, or -1 (no mixing, probability 1 - p).
+at::Tensor choose(int64_t sites, double p, std::optional<at::Generator> generator) {
+  TORCH_CHECK_VALUE(sites >= 1, "sites: must be at least 1, got ", sites);
+  TORCH_CHECK_VALUE(p >= 0.0 && p <= 1.0, "p: must be in [0, 1], got ", p);
+  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cpu(),
+                    "generator: expected a CPU torch.Generator, got one on ",
+                    generator.has_value() ? generator->device().str() : "");
+  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
+      generator, at::detail::getDefaultCPUGenerator());
+  std::lock_guard<std::mutex> lock(gen->mutex_);
+  int64_t site = -1;
+  if (at::uniform_real_distribution<double>(0.0, 1.0)(gen) < p) {
+    site = sites == 1 ? 0 : randint(sites, gen);
+  }
+  return at::scalar_tensor(site, at::kLong);
+}
+
 using Apply = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                          const at::Tensor&, std::optional<int64_t>, double);
 
@@ -161,6 +178,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sampled(
 
 TORCH_LIBRARY_IMPL(cutmix_ext, CompositeExplicitAutograd, m) {
   m.impl("sample", &sample);
+  m.impl("choose", &choose);
 }
 
 TORCH_LIBRARY_IMPL(cutmix_ext, CompositeImplicitAutograd, m) {

@@ -2,10 +2,15 @@
 
     images, targets = cutmix_ext.cutmix_(images, labels, num_classes=1000)
     images, targets = cutmix_ext.mixup_(images, labels, num_classes=1000)
+
+Inside a model, out of place and differentiable: cutmix_ext.cutmix(x, params),
+cutmix_ext.mixup(x, params), or the module cutmix_ext.nn.FeatureMix.
 """
 from ._library import CUDA_ARCHS, WITH_CUDA  # loads the compiled ops first
 from . import _fake  # noqa: F401, I001  (registers their fake kernels)
-from ._ops import MixParams, cutmix_, mixup_, sample_params
+from ._ops import MixParams, cutmix, cutmix_, mix_targets, mixup, mixup_, sample_params
+from . import nn  # noqa: E402
 
-__all__ = ["MixParams", "cutmix_", "mixup_", "sample_params", "WITH_CUDA", "CUDA_ARCHS"]
+__all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixup", "mixup_", "nn",
+           "sample_params", "WITH_CUDA", "CUDA_ARCHS"]
 __version__ = "0.1.0"

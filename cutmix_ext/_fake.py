@@ -20,8 +20,34 @@ def _mixup_fake(images, labels, perm, lam, num_classes, label_smoothing):
     return _targets(images, labels, num_classes)
 
 
+def _gather_out(x):
+    # The rule of out_format in csrc/plan.cpp.
+    fmt = torch.contiguous_format
+    if not x.is_contiguous():
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            fmt = torch.channels_last
+        elif x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+            fmt = torch.channels_last_3d
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+
+
+@torch.library.register_fake("cutmix_ext::cutmix")
+def _cutmix_out_fake(x, perm, boxes, transpose=False):
+    return _gather_out(x)
+
+
+@torch.library.register_fake("cutmix_ext::mixup")
+def _mixup_out_fake(x, perm, lam, transpose=False):
+    return _gather_out(x)
+
+
 @torch.library.register_fake("cutmix_ext::sample")
 def _sample_fake(n, height, width, alpha, cutmix, per_sample, pairing, generator=None):
     return (torch.empty(n, dtype=torch.int64),
             torch.empty((n if cutmix else 0, 4), dtype=torch.int64),
             torch.empty(n, dtype=torch.float64))
+
+
+@torch.library.register_fake("cutmix_ext::choose")
+def _choose_fake(sites, p, generator=None):
+    return torch.empty((), dtype=torch.int64)

@@ -1,7 +1,7 @@
 """The front door: thin wrappers over the cutmix_ext ops. The C++ side checks every argument
 before it writes anything; what is checked here is only what the dispatcher would otherwise
 report unclearly (wrong types, devices, a build without CUDA kernels)."""
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -9,7 +9,7 @@ from ._library import WITH_CUDA
 
 _ops = torch.ops.cutmix_ext
 
-__all__ = ["MixParams", "cutmix_", "mixup_", "sample_params"]
+__all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixup", "mixup_", "sample_params"]
 
 
 class MixParams(NamedTuple):
@@ -18,11 +18,35 @@ class MixParams(NamedTuple):
     perm:  int64 (N,), sample i took from sample perm[i].
     boxes: int64 (N, 4) as (x1, y1, x2, y2), half-open pixel coordinates; None for MixUp.
     lam:   float64 (N,), the exact weight of each sample's own label.
+    size:  (H, W), the grid the boxes are on; None if unknown (parameters built by hand).
     """
 
     perm: torch.Tensor
     boxes: Optional[torch.Tensor]
     lam: torch.Tensor
+    size: Optional[Tuple[int, int]] = None
+
+    def at(self, height: int, width: int) -> "MixParams":
+        """The same draw on a height x width grid (a feature map): every box edge, as a fraction
+        of the grid, is rounded to the nearest line of the new grid (halves round up), and lam
+        becomes the exact area left on that grid. A box can vanish on a coarse grid (lam = 1).
+        MixUp parameters only change their size."""
+        for name, v in (("height", height), ("width", width)):
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        if self.boxes is None:
+            return self._replace(size=(height, width))
+        if self.size is None:
+            raise ValueError("params.size: unknown, so the boxes cannot be moved to another grid; "
+                             "build MixParams with size=(H, W) of the grid the boxes are on")
+        h0, w0 = self.size
+        b = self.boxes
+        x = torch.div(2 * b[:, 0::2] * width + w0, 2 * w0, rounding_mode="floor")
+        y = torch.div(2 * b[:, 1::2] * height + h0, 2 * h0, rounding_mode="floor")
+        boxes = torch.stack((x[:, 0], y[:, 0], x[:, 1], y[:, 1]), 1)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        lam = 1.0 - area.double() / float(height * width)
+        return MixParams(self.perm, boxes, lam, (height, width))
 
 
 Pairing = Union[str, torch.Tensor]
@@ -51,7 +75,7 @@ def sample_params(size: Union[torch.Tensor, Sequence[int]], mode: str = "cutmix"
                                     bool(per_sample), name, generator)
     if perm is not None:
         drawn = perm.to("cpu", torch.int64, copy=True)
-    return MixParams(drawn, boxes if cutmix else None, lam)
+    return MixParams(drawn, boxes if cutmix else None, lam, (shape[-2], shape[-1]))
 
 
 def _check_sampling(alpha, pairing, generator):
@@ -85,10 +109,31 @@ def _check_call(images, labels, num_classes, label_smoothing, params, cutmix):
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
         raise TypeError(f"label_smoothing: expected a number, got {type(label_smoothing).__name__}")
     if params is not None:
-        if not isinstance(params, MixParams):
-            raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
-        if cutmix and params.boxes is None:
-            raise ValueError("params: these are MixUp parameters (boxes is None); CutMix needs boxes")
+        _check_params(params, images, cutmix)
+
+
+def _check_params(params, x, cutmix, name="images"):
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
+    if cutmix and params.boxes is None:
+        raise ValueError("params: these are MixUp parameters (boxes is None); CutMix needs boxes")
+    # The kernels read the parameters on the host; elsewhere they would dispatch oddly.
+    for field in ("perm", "boxes", "lam") if cutmix else ("perm", "lam"):
+        t = getattr(params, field)
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"params.{field}: expected a tensor, got {type(t).__name__}")
+        if t.device.type != "cpu":
+            raise ValueError(f"params.{field}: expected a CPU tensor, got {t.device}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a tensor, got {type(x).__name__}")
+    if x.is_cuda and not WITH_CUDA:
+        raise RuntimeError(f"{name}: on CUDA, but cutmix_ext was built without its CUDA kernels; "
+                           "rebuild it with nvcc available (or FORCE_CUDA=1)")
+    grid = tuple(x.shape[-2:])
+    if cutmix and params.size is not None and tuple(params.size) != grid:
+        raise ValueError(f"params: boxes drawn on a {params.size[0]}x{params.size[1]} grid, but "
+                         f"{name} is {grid[0]}x{grid[1]}; pass params.at({grid[0]}, {grid[1]}) "
+                         f"and take the targets from its lam")
 
 
 def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int] = None, *,
@@ -110,7 +155,7 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
         name, perm = _check_sampling(alpha, pairing, generator)
         targets, *drawn = _ops.cutmix_sampled_(images, labels, num_classes, float(label_smoothing),
                                                float(alpha), name, perm, bool(per_sample), generator)
-        params = MixParams(*drawn)
+        params = MixParams(*drawn, tuple(images.shape[-2:]))
     else:
         targets = _ops.cutmix_(images, labels, params.perm, params.boxes, num_classes,
                                float(label_smoothing))
@@ -132,8 +177,72 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
         targets, perm, _, lam = _ops.mixup_sampled_(images, labels, num_classes,
                                                     float(label_smoothing), float(alpha), name,
                                                     perm, bool(per_sample), generator)
-        params = MixParams(perm, None, lam)
+        params = MixParams(perm, None, lam, tuple(images.shape[-2:]))
     else:
         targets = _ops.mixup_(images, labels, params.perm, params.lam, num_classes,
                               float(label_smoothing))
     return (images, targets, params) if return_params else (images, targets)
+
+
+def cutmix(x: torch.Tensor, params: MixParams) -> torch.Tensor:
+    """CutMix out of place and differentiable, for activations inside a model's forward:
+    out[i] = x[i] with x[perm[i]] inside box i. x is (N, ..., H, W) on the CPU or CUDA, any
+    float dtype (uint8 too, without gradient); params from `sample_params` for this grid, or
+    `params.at(H, W)` of a draw made for another one. The gradient flows to x[i] outside its
+    box and to x[perm[i]] inside box i; it is computed by one kernel, not by autograd's index ops.
+    The output is channels_last when x is, else contiguous."""
+    _check_params(params, x, True, "x")
+    return _ops.cutmix(x, params.perm, params.boxes, False)
+
+
+def mixup(x: torch.Tensor, params: MixParams) -> torch.Tensor:
+    """MixUp out of place and differentiable: out[i] = lam[i] * x[i] + (1 - lam[i]) * x[perm[i]],
+    in float32 (float64 for float64) and rounded once, as `mixup_` does."""
+    _check_params(params, x, False, "x")
+    return _ops.mixup(x, params.perm, params.lam, False)
+
+
+def mix_targets(labels: torch.Tensor, params: MixParams, num_classes: Optional[int] = None, *,
+                label_smoothing: float = 0.0) -> torch.Tensor:
+    """The targets that go with `params`: lam[i] * s(y[i]) + (1 - lam[i]) * s(y[perm[i]]),
+    s(y) = (1 - label_smoothing) * y + label_smoothing / K, in float64 and rounded once to
+    float32 on the labels' device, exactly as `cutmix_`/`mixup_` return them. Use the lam of the
+    grid that was mixed (`params.at(h, w)`)."""
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels: expected a tensor, got {type(labels).__name__}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
+            not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing: must be a number in [0, 1), got {label_smoothing!r}")
+    n = params.perm.shape[0]
+    if labels.dtype in (torch.int64, torch.int32):
+        if labels.shape != (n,):
+            raise ValueError(f"labels: class indices must have shape (N,) = ({n},), got "
+                             f"{tuple(labels.shape)}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
+            raise ValueError(f"num_classes: a positive int is required with class-index labels, "
+                             f"got {num_classes!r}")
+        if labels.device.type == "cpu" and n and not torch.compiler.is_compiling() and (
+                int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+            bad = labels[(labels < 0) | (labels >= num_classes)][0]
+            raise ValueError(f"labels: class index {int(bad)} is outside [0, num_classes = "
+                             f"{num_classes})")
+        y = torch.zeros((n, num_classes), dtype=torch.float64, device=labels.device)
+        y.scatter_(1, labels.long().view(n, 1), 1.0)
+    elif labels.is_floating_point():
+        if labels.dim() != 2 or labels.shape[0] != n:
+            raise ValueError(f"labels: soft targets must have shape (N, K) = ({n}, K), got "
+                             f"{tuple(labels.shape)}")
+        if num_classes is not None and num_classes != labels.shape[1]:
+            raise ValueError(f"num_classes: {num_classes} does not match the labels' K = "
+                             f"{labels.shape[1]}")
+        y = labels.double()
+    else:
+        raise TypeError(f"labels: expected int64/int32 class indices or floating-point targets, "
+                        f"got dtype {labels.dtype}")
+    k = y.shape[1]
+    s = y * (1.0 - label_smoothing) + label_smoothing / k
+    lam = params.lam.to(labels.device, torch.float64, non_blocking=True).view(n, 1)
+    perm = params.perm.to(labels.device, non_blocking=True)
+    return (lam * s + (1.0 - lam) * s[perm]).float()

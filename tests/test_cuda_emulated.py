@@ -126,3 +126,25 @@ def test_bad_label_in_kernel_writes_nothing_and_nan_targets(emulated, op, gen):
         targets = emulated(op == "cutmix", images, labels, params.perm, second, 5, 0.0, False, labels)
         assert not torch.isnan(targets).any()
         before = images.clone()
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped"])
+def test_gather_kernel_matches_cpu_backend(emulated, op, dtype, layout, gen):
+    """The out-of-place kernel and its transposed (backward) form, bit for bit."""
+    gather = torch.ops.cutmix_ext_emulated.gather
+    fn = torch.ops.cutmix_ext.cutmix if op == "cutmix" else torch.ops.cutmix_ext.mixup
+    for shape, per_sample, pairing in CASES[:5] + [((600, 1, 2, 8), True, "random")]:
+        if layout == "channels_last" and len(shape) == 5:
+            continue
+        x = rand_images(shape, dtype, gen, "cpu", layout)
+        params = cutmix_ext.sample_params(x, op, pairing=pairing, per_sample=per_sample, alpha=0.6,
+                                          generator=gen)
+        second = params.boxes if op == "cutmix" else params.lam
+        for transpose in [False, True] if dtype != torch.uint8 else [False]:
+            want = fn(x, params.perm, second, transpose)
+            for table_in_memory in [False, True]:
+                got = gather(op == "cutmix", x, params.perm, second, transpose, table_in_memory)
+                assert got.stride() == want.stride()
+                assert torch.equal(got, want), (shape, per_sample, pairing, transpose)

@@ -1,4 +1,4 @@
-// AVX2 loops for the MixUp blend of the narrow dtypes, which the compiler leaves scalar. They
+// AVX2 loops for the MixUp blend d = a * wa + s * wb (d may be a) of the narrow dtypes, which the compiler leaves scalar. They
 // compute exactly what the scalar loop does (a * wa + b * wb in float32, no FMA, rounded once to
 // nearest even), so results do not depend on which loop ran. Chosen at run time: the build stays
 // baseline x86-64; CUTMIX_EXT_NO_AVX2=1 forces the scalar loop (the tests compare the two).
@@ -34,14 +34,14 @@ CUTMIX_AVX2 inline __m256 load_bf16(const uint16_t* p) {
 }
 
 // uint8: cvtps2dq rounds half to even (the default MXCSR mode), the saturating packs clamp.
-CUTMIX_AVX2 inline int64_t blend_u8_avx2(uint8_t* d, const uint8_t* s, int64_t len, float wa,
-                                         float wb) {
+CUTMIX_AVX2 inline int64_t blend_u8_avx2(uint8_t* d, const uint8_t* a, const uint8_t* s,
+                                         int64_t len, float wa, float wb) {
   const __m256 va = _mm256_set1_ps(wa), vb = _mm256_set1_ps(wb);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   int64_t e = 0;
   for (; e + 16 <= len; e += 16) {
-    const __m256i lo = _mm256_cvtps_epi32(blend8(load_u8(d + e), load_u8(s + e), va, vb));
-    const __m256i hi = _mm256_cvtps_epi32(blend8(load_u8(d + e + 8), load_u8(s + e + 8), va, vb));
+    const __m256i lo = _mm256_cvtps_epi32(blend8(load_u8(a + e), load_u8(s + e), va, vb));
+    const __m256i hi = _mm256_cvtps_epi32(blend8(load_u8(a + e + 8), load_u8(s + e + 8), va, vb));
     // packs work per 128-bit lane: dwords come out as lo[0:4], hi[0:4], .., lo[4:8], hi[4:8], ..
     const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(lo, hi), _mm256_setzero_si256());
     _mm_storeu_si128(reinterpret_cast<__m128i*>(d + e),
@@ -51,14 +51,14 @@ CUTMIX_AVX2 inline int64_t blend_u8_avx2(uint8_t* d, const uint8_t* s, int64_t l
 }
 
 // bfloat16 <-> float32 is a shift; rounding to nearest even as c10::BFloat16 does (NaN -> 0x7FC0).
-CUTMIX_AVX2 inline int64_t blend_bf16_avx2(uint16_t* d, const uint16_t* s, int64_t len, float wa,
-                                           float wb) {
+CUTMIX_AVX2 inline int64_t blend_bf16_avx2(uint16_t* d, const uint16_t* a, const uint16_t* s,
+                                           int64_t len, float wa, float wb) {
   const __m256 va = _mm256_set1_ps(wa), vb = _mm256_set1_ps(wb);
   const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
   const __m256i nan = _mm256_set1_epi32(0x7fc0);
   int64_t e = 0;
   for (; e + 8 <= len; e += 8) {
-    const __m256 r = blend8(load_bf16(d + e), load_bf16(s + e), va, vb);
+    const __m256 r = blend8(load_bf16(a + e), load_bf16(s + e), va, vb);
     const __m256i bits = _mm256_castps_si256(r);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), one);
     const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(bias, lsb)), 16);
@@ -70,15 +70,15 @@ CUTMIX_AVX2 inline int64_t blend_bf16_avx2(uint16_t* d, const uint16_t* s, int64
   return e;
 }
 
-CUTMIX_AVX2 inline int64_t blend_f16_avx2(uint16_t* d, const uint16_t* s, int64_t len, float wa,
-                                          float wb) {
+CUTMIX_AVX2 inline int64_t blend_f16_avx2(uint16_t* d, const uint16_t* a, const uint16_t* s,
+                                          int64_t len, float wa, float wb) {
   const __m256 va = _mm256_set1_ps(wa), vb = _mm256_set1_ps(wb);
   int64_t e = 0;
   for (; e + 8 <= len; e += 8) {
-    const __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + e)));
-    const __m256 b = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + e)));
+    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + e)));
+    const __m256 y = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + e)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(d + e),
-                     _mm256_cvtps_ph(blend8(a, b, va, vb), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                     _mm256_cvtps_ph(blend8(x, y, va, vb), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
   return e;
 }

@@ -134,33 +134,38 @@ void cutmix_cpu(const Plan& p, const Cycles& cyc) {
   });
 }
 
-// dst = lam * dst + (1 - lam) * src, in float32 (float64 for double), rounded once.
+// out = wa * a + wb * b, in float32 (float64 for double), rounded once; out may be a.
 template <typename T>
-void blend(T* dst, const T* src, int64_t len, double lam) {
+void blend(T* out, const T* a, const T* b, int64_t len, double wa64, double wb64) {
   if constexpr (std::is_same_v<T, double>) {
-    const double wa = lam, wb = 1.0 - lam;
-    for (int64_t e = 0; e < len; ++e) dst[e] = dblend(dst[e], src[e], wa, wb);
+    for (int64_t e = 0; e < len; ++e) out[e] = dblend(a[e], b[e], wa64, wb64);
   } else {
-    const auto wa = static_cast<float>(lam), wb = static_cast<float>(1.0 - lam);
+    const auto wa = static_cast<float>(wa64), wb = static_cast<float>(wb64);
     int64_t e = 0;
 #ifdef CUTMIX_EXT_X86
     if (use_avx2()) {
-      auto* d16 = reinterpret_cast<uint16_t*>(dst);
-      const auto* s16 = reinterpret_cast<const uint16_t*>(src);
-      if constexpr (std::is_same_v<T, uint8_t>) e = blend_u8_avx2(dst, src, len, wa, wb);
-      if constexpr (std::is_same_v<T, c10::BFloat16>) e = blend_bf16_avx2(d16, s16, len, wa, wb);
-      if constexpr (std::is_same_v<T, c10::Half>) e = blend_f16_avx2(d16, s16, len, wa, wb);
+      auto* o16 = reinterpret_cast<uint16_t*>(out);
+      const auto* a16 = reinterpret_cast<const uint16_t*>(a);
+      const auto* b16 = reinterpret_cast<const uint16_t*>(b);
+      if constexpr (std::is_same_v<T, uint8_t>) e = blend_u8_avx2(out, a, b, len, wa, wb);
+      if constexpr (std::is_same_v<T, c10::BFloat16>) e = blend_bf16_avx2(o16, a16, b16, len, wa, wb);
+      if constexpr (std::is_same_v<T, c10::Half>) e = blend_f16_avx2(o16, a16, b16, len, wa, wb);
     }
 #endif
     for (; e < len; ++e) {
-      const float r = fblend(static_cast<float>(dst[e]), static_cast<float>(src[e]), wa, wb);
+      const float r = fblend(static_cast<float>(a[e]), static_cast<float>(b[e]), wa, wb);
       if constexpr (std::is_same_v<T, uint8_t>) {
-        dst[e] = static_cast<uint8_t>(std::clamp(std::nearbyint(r), 0.0f, 255.0f));
+        out[e] = static_cast<uint8_t>(std::clamp(std::nearbyint(r), 0.0f, 255.0f));
       } else {
-        dst[e] = static_cast<T>(r);
+        out[e] = static_cast<T>(r);
       }
     }
   }
+}
+
+template <typename T>
+void blend(T* dst, const T* src, int64_t len, double lam) {
+  blend(dst, dst, src, len, lam, 1.0 - lam);
 }
 
 template <typename T>
@@ -194,6 +199,66 @@ void mixup_cpu(const Plan& p, const Cycles& cyc) {
       }
     }
   });
+}
+
+// The out-of-place form, row by row: CutMix splits each row at the two boxes' edges into
+// segments that copy x[j], copy x[src], add both (the transposed form) or are zero.
+template <typename T>
+void gather_cpu(const GatherPlan& g) {
+  const GatherArgs& m = g.args;
+  const int64_t q = m.q, row_len = m.w * q;
+  const T* in = static_cast<const T*>(m.in);
+  T* out = static_cast<T*>(m.out);
+  at::parallel_for(0, m.n * m.a * m.h, grain_for(row_len * sizeof(T)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t y = r % m.h, a = (r / m.h) % m.a, j = r / (m.h * m.a);
+      const GatherRow& row = m.table[j];
+      const int64_t off_in = a * m.in_stride_a + y * m.in_stride_h;
+      const T* own = in + j * m.in_stride_n + off_in;
+      const T* src = in + row.src * m.in_stride_n + off_in;
+      T* dst = out + j * m.out_stride_n + a * m.out_stride_a + y * m.out_stride_h;
+      if (!m.cutmix) {
+        blend(dst, own, src, row_len, row.wa, row.wb);
+        continue;
+      }
+      // Edges in elements: self is dropped inside [k1, k2), the partner taken inside [t1, t2).
+      const bool kr = box_has_row(row.keep, y), tr = box_has_row(row.take, y);
+      const int64_t k1 = kr ? row.keep.x1 * q : 0, k2 = kr ? row.keep.x2 * q : 0;
+      const int64_t t1 = tr ? row.take.x1 * q : 0, t2 = tr ? row.take.x2 * q : 0;
+      int64_t edges[6] = {0, k1, k2, t1, t2, row_len};
+      std::sort(edges, edges + 6);
+      for (int s = 0; s < 5; ++s) {
+        const int64_t e0 = edges[s], e1 = edges[s + 1];
+        if (e0 == e1) continue;
+        const bool self = e0 < k1 || e0 >= k2, partner_in = e0 >= t1 && e0 < t2;
+        const int64_t bytes = (e1 - e0) * static_cast<int64_t>(sizeof(T));
+        if (self && partner_in) {
+          blend(dst + e0, own + e0, src + e0, e1 - e0, 1.0, 1.0);
+        } else if (self) {
+          std::memcpy(dst + e0, own + e0, bytes);
+        } else if (partner_in) {
+          std::memcpy(dst + e0, src + e0, bytes);
+        } else {
+          std::memset(dst + e0, 0, bytes);
+        }
+      }
+    }
+  });
+}
+
+at::Tensor gather_cpu_op(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
+                         const at::Tensor& params, bool transpose) {
+  GatherPlan g = make_gather_plan(cutmix, transpose, x, perm, params);
+  TORCH_CHECK_VALUE(x.is_cpu(), "x: expected a CPU tensor, got ", x.device());
+  g.args.table = g.rows.data();
+  switch (g.args.scalar) {
+    case kU8: gather_cpu<uint8_t>(g); break;
+    case kF16: gather_cpu<c10::Half>(g); break;
+    case kBF16: gather_cpu<c10::BFloat16>(g); break;
+    case kF32: gather_cpu<float>(g); break;
+    default: gather_cpu<double>(g); break;
+  }
+  return g.out;
 }
 
 void targets_cpu(const Plan& p, bool cutmix) {
@@ -254,6 +319,10 @@ at::Tensor mixup_cpu_op(const at::Tensor& images, const at::Tensor& labels,
 TORCH_LIBRARY_IMPL(cutmix_ext, CPU, m) {
   m.impl("cutmix_", &cutmix_cpu_op);
   m.impl("mixup_", &mixup_cpu_op);
+  m.impl("cutmix", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& boxes,
+                      bool transpose) { return gather_cpu_op(true, x, perm, boxes, transpose); });
+  m.impl("mixup", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& lam,
+                     bool transpose) { return gather_cpu_op(false, x, perm, lam, transpose); });
 }
 
 }  // namespace cutmix_ext

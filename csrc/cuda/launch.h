@@ -21,4 +21,9 @@ constexpr int64_t kInlineSamples = 960;
 cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,
                        cudaStream_t stream);
 
+// The out-of-place form: one launch writes g.out. Rows travel inline up to this many samples
+// (56 bytes each, inside the 32 KiB parameter limit), else m.table is a device pointer.
+constexpr int64_t kGatherInlineRows = 512;
+cudaError_t launch_gather(const GatherArgs& m, const GatherRow* inline_rows, cudaStream_t stream);
+
 }  // namespace cutmix_ext

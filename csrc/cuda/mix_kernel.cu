@@ -1,4 +1,5 @@
-// CUDA kernels: one launch patches (CutMix) or blends (MixUp) in place and writes the targets.
+// CUDA kernels: one launch patches (CutMix) or blends (MixUp) in place and writes the targets;
+// a second kernel, further down, is the out-of-place form and the backward.
 //
 // In place, sample i must read its partner's pixels before the partner's own patch overwrites
 // them. A block therefore owns a tile of positions across the whole batch: each thread loads the
@@ -111,14 +112,14 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float(float v) {
   return __float2bfloat16_rn(v);
 }
 
-// x = lam * x + (1 - lam) * y in float32 (float64 for double), rounded once, as on the CPU.
+// wa * x + wb * y in float32 (float64 for double), rounded once, as on the CPU.
 template <typename T>
-__device__ __forceinline__ T blend_one(T x, T y, double lam) {
+__device__ __forceinline__ T blend_one(T x, T y, double wa, double wb) {
   if constexpr (std::is_same_v<T, double>) {
-    return dblend(x, y, lam, 1.0 - lam);
+    return dblend(x, y, wa, wb);
   } else {
-    return from_float<T>(fblend(to_float(x), to_float(y), static_cast<float>(lam),
-                                static_cast<float>(1.0 - lam)));
+    return from_float<T>(fblend(to_float(x), to_float(y), static_cast<float>(wa),
+                                static_cast<float>(wb)));
   }
 }
 
@@ -175,7 +176,7 @@ struct MixUpOp {
     T* x = reinterpret_cast<T*>(&own);
     const T* partner_values = reinterpret_cast<const T*>(&v);
 #pragma unroll
-    for (int e = 0; e < C::kElems; ++e) x[e] = blend_one(x[e], partner_values[e], lam);
+    for (int e = 0; e < C::kElems; ++e) x[e] = blend_one(x[e], partner_values[e], lam, 1.0 - lam);
     *reinterpret_cast<typename C::Storage*>(dst) = own;
   }
 };
@@ -306,7 +307,136 @@ cudaError_t launch_any(bool cutmix, LaunchArgs<CAP>& a, cudaStream_t stream) {
   }
 }
 
+
+// ---- The out-of-place form (ops `cutmix` / `mixup`, and the backward of every form) ----
+//
+// A plain gather: each thread writes one chunk of the output from the same chunk of x[j] and of
+// x[src], reading only the sources the chunk needs (CutMix reads one of them away from the box
+// edges). Nothing is overwritten that another thread reads, so no barrier is needed.
+
+template <int CAP>
+struct GatherLaunch {
+  GatherArgs m;
+  int64_t chunks_per_row, total;
+  GatherRow rows[CAP];
+};
+template <>
+struct GatherLaunch<0> {
+  GatherArgs m;
+  int64_t chunks_per_row, total;
+};
+
+template <int CAP>
+__device__ __forceinline__ const GatherRow& gather_row(const GatherLaunch<CAP>& a, int64_t j) {
+  if constexpr (CAP > 0) {
+    return a.rows[j];
+  } else {
+    return a.m.table[j];
+  }
+}
+
+template <typename T, bool VEC, int CAP>
+__global__ void __launch_bounds__(kThreads) gather_kernel(const __grid_constant__ GatherLaunch<CAP> a) {
+  using C = Chunk<sizeof(T), VEC>;
+  using V = typename C::Storage;
+  const GatherArgs& m = a.m;
+  const int64_t idx = int64_t{blockIdx.x} * kThreads + threadIdx.x;
+  if (idx >= a.total) return;
+  const int64_t chunk = idx % a.chunks_per_row, r = idx / a.chunks_per_row;
+  const int64_t y = r % m.h, t = r / m.h, aa = t % m.a, j = t / m.a;
+  const GatherRow& row = gather_row(a, j);
+  const int64_t lo = chunk * C::kElems;  // first element of the chunk in the row
+  const int64_t in_off = aa * m.in_stride_a + y * m.in_stride_h + lo;
+  const T* own = static_cast<const T*>(m.in) + j * m.in_stride_n + in_off;
+  const T* src = static_cast<const T*>(m.in) + row.src * m.in_stride_n + in_off;
+  T* dst = static_cast<T*>(m.out) + j * m.out_stride_n + aa * m.out_stride_a + y * m.out_stride_h + lo;
+
+  V out_v, own_v, src_v;
+  T* o = reinterpret_cast<T*>(&out_v);
+  const T* x = reinterpret_cast<const T*>(&own_v);
+  const T* z = reinterpret_cast<const T*>(&src_v);
+  if (!m.cutmix) {
+    own_v = *reinterpret_cast<const V*>(own);
+    src_v = *reinterpret_cast<const V*>(src);
+#pragma unroll
+    for (int e = 0; e < C::kElems; ++e) o[e] = blend_one(x[e], z[e], row.wa, row.wb);
+    *reinterpret_cast<V*>(dst) = out_v;
+    return;
+  }
+  // Element e lies in pixel column (lo + e) / q; self is dropped inside keep, x[src] taken inside take.
+  const bool kr = box_has_row(row.keep, y), tr = box_has_row(row.take, y);
+  const int64_t k1 = kr ? row.keep.x1 * m.q : 0, k2 = kr ? row.keep.x2 * m.q : 0;
+  const int64_t t1 = tr ? row.take.x1 * m.q : 0, t2 = tr ? row.take.x2 * m.q : 0;
+  const int64_t hi = lo + C::kElems;
+  const bool any_self = lo < k1 || hi > k2, any_src = lo < t2 && hi > t1;
+  if (any_self) own_v = *reinterpret_cast<const V*>(own);
+  if (any_src) src_v = *reinterpret_cast<const V*>(src);
+#pragma unroll
+  for (int e = 0; e < C::kElems; ++e) {
+    const int64_t el = lo + e;
+    const bool self = el < k1 || el >= k2, in_take = el >= t1 && el < t2;
+    o[e] = self && in_take ? blend_one(x[e], z[e], 1.0, 1.0)
+           : self          ? x[e]
+           : in_take       ? z[e]
+                           : from_float<T>(0.0f);
+  }
+  *reinterpret_cast<V*>(dst) = out_v;
+}
+
+bool gather_aligned16(const GatherArgs& m) {
+  const int64_t es = m.elem_size;
+  auto ok = [&](int64_t size, int64_t stride) { return size <= 1 || (stride * es) % 16 == 0; };
+  return reinterpret_cast<uintptr_t>(m.in) % 16 == 0 && reinterpret_cast<uintptr_t>(m.out) % 16 == 0 &&
+         ok(m.n, m.in_stride_n) && ok(m.a, m.in_stride_a) && ok(m.h, m.in_stride_h) &&
+         ok(m.n, m.out_stride_n) && ok(m.a, m.out_stride_a) && ok(m.h, m.out_stride_h) &&
+         (m.w * m.q * es) % 16 == 0;
+}
+
+template <typename T, int CAP>
+cudaError_t launch_gather_as(GatherLaunch<CAP>& a, cudaStream_t stream) {
+  const GatherArgs& m = a.m;
+  const bool vec = gather_aligned16(m);
+  const int64_t elems = vec ? 16 / static_cast<int64_t>(sizeof(T)) : 1;
+  a.chunks_per_row = m.w * m.q / elems;
+  a.total = m.n * m.a * m.h * a.chunks_per_row;
+  const int64_t blocks = (a.total + kThreads - 1) / kThreads;
+  if (blocks == 0) return cudaSuccess;
+  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  auto kernel = vec ? gather_kernel<T, true, CAP> : gather_kernel<T, false, CAP>;
+#ifdef CUTMIX_EXT_EMULATE
+  emulate_launch(kernel, static_cast<unsigned>(blocks), kThreads, a);
+  return cudaSuccess;
+#else
+  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a);
+  return cudaGetLastError();
+#endif
+}
+
+template <int CAP>
+cudaError_t launch_gather_any(GatherLaunch<CAP>& a, cudaStream_t stream) {
+  switch (a.m.scalar) {
+    case kU8: return launch_gather_as<uint8_t>(a, stream);
+    case kF16: return launch_gather_as<__half>(a, stream);
+    case kBF16: return launch_gather_as<__nv_bfloat16>(a, stream);
+    case kF32: return launch_gather_as<float>(a, stream);
+    default: return launch_gather_as<double>(a, stream);
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_gather(const GatherArgs& m, const GatherRow* inline_rows, cudaStream_t stream) {
+  if (inline_rows != nullptr) {
+    if (m.n > kGatherInlineRows) return cudaErrorInvalidValue;
+    GatherLaunch<kGatherInlineRows> a;
+    a.m = m;
+    std::copy(inline_rows, inline_rows + m.n, a.rows);
+    return launch_gather_any(a, stream);
+  }
+  GatherLaunch<0> a;
+  a.m = m;
+  return launch_gather_any(a, stream);
+}
 
 cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,
                        cudaStream_t stream) {

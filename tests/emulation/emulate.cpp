@@ -1,5 +1,5 @@
 // The CUDA kernels, run on the CPU through cuda_shim.h, behind an op the tests compare with the
-// CPU backend: cutmix_ext_emulated::mix(cutmix, images, labels, perm, boxes_or_lam, K, eps).
+// CPU backend: cutmix_ext_emulated::mix (in place) and ::gather (the out-of-place form).
 #include "cuda_shim.h"
 // clang-format off
 #include "../../csrc/cuda/mix_kernel.cu"
@@ -34,6 +34,17 @@ at::Tensor mix(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
   return targets;
 }
 
+at::Tensor gather(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
+                  const at::Tensor& params, bool transpose, bool table_in_memory) {
+  using namespace cutmix_ext;
+  GatherPlan g = make_gather_plan(cutmix, transpose, x, perm, params);
+  if (g.args.n == 0) return g.out;
+  const bool inline_rows = g.args.n <= kGatherInlineRows && !table_in_memory;
+  g.args.table = inline_rows ? nullptr : g.rows.data();
+  TORCH_CHECK(launch_gather(g.args, inline_rows ? g.rows.data() : nullptr, nullptr) == cudaSuccess);
+  return g.out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(cutmix_ext_emulated, m) {
@@ -42,4 +53,7 @@ TORCH_LIBRARY(cutmix_ext_emulated, m) {
       "int? num_classes, float label_smoothing, bool table_in_memory, "
       "Tensor? unchecked_labels=None) -> Tensor",
       &mix);
+  m.def("gather(bool cutmix, Tensor x, Tensor perm, Tensor params, bool transpose, "
+        "bool table_in_memory) -> Tensor",
+        &gather);
 }

@@ -1,0 +1,110 @@
+"""Mixing inside a model's forward: CutMix or MixUp of activations (the paper's feature-level
+CutMix, Manifold MixUp), differentiable, with the targets to match."""
+from typing import Optional, Union
+
+import torch
+
+from ._ops import MixParams, _check_sampling, cutmix, mix_targets, mixup, sample_params
+
+__all__ = ["FeatureMix"]
+
+
+class FeatureMix(torch.nn.Module):
+    """Mixes the activation passing through it, in train() mode; the identity in eval().
+
+        self.mix = cutmix_ext.nn.FeatureMix("cutmix", alpha=1.0)
+        ...
+        def forward(self, x):
+            x = self.mix(self.stage1(x))            # mixes here
+            return self.head(self.stage2(x))
+        loss = soft_cross_entropy(model(images), model.mix.targets(labels, num_classes))
+
+    Several candidate layers, one of which mixes each step (Manifold MixUp, feature-level CutMix):
+    give `sites=n` and call `self.mix(x, site=k)` at candidate k = 0 .. n-1 in forward order.
+    A forward pass draws once, at its first candidate: the chosen site (uniform; none with
+    probability 1 - p), the partners, lam and, for CutMix, a box on that first candidate's grid.
+    The chosen site rasterises the box onto its own grid (MixParams.at) with the exact lam there.
+    The other sites pass x through untouched.
+
+    After forward, `params` is what was applied (identity partners and lam = 1 if nothing was
+    mixed) and `choice` the chosen site (a 0-dim int64 tensor, -1 for none); `targets(labels, K)`
+    mixes the labels to match. The mixing is out of place (activations such as a ReLU's output are
+    saved for the backward) and its gradient is the transposed mix, one kernel on CPU and CUDA.
+    Everything stays in tensors, so a model that holds it compiles with
+    torch.compile(fullgraph=True); eagerly, sites that do not mix return x itself.
+    """
+
+    def __init__(self, mode: str = "cutmix", alpha: float = 1.0, p: float = 1.0, *, sites: int = 1,
+                 pairing: Union[str, torch.Tensor] = "roll", per_sample: bool = False,
+                 label_smoothing: float = 0.0, generator: Optional[torch.Generator] = None):
+        super().__init__()
+        if mode not in ("cutmix", "mixup"):
+            raise ValueError(f"mode: expected 'cutmix' or 'mixup', got {mode!r}")
+        _check_sampling(alpha, pairing, generator)
+        if not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise ValueError(f"alpha: must be a positive number, got {alpha!r}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"p: must be a probability in [0, 1], got {p!r}")
+        if isinstance(sites, bool) or not isinstance(sites, int) or sites < 1:
+            raise ValueError(f"sites: must be a positive int, got {sites!r}")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
+                not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing: must be in [0, 1), got {label_smoothing!r}")
+        self.mode, self.alpha, self.p, self.sites = mode, float(alpha), float(p), sites
+        self.pairing, self.per_sample = pairing, bool(per_sample)
+        self.label_smoothing, self.generator = float(label_smoothing), generator
+        self.params: Optional[MixParams] = None
+        self.choice: Optional[torch.Tensor] = None
+        self._drawn: Optional[MixParams] = None
+        self._last_site = sites - 1  # so that the first call of a pass draws
+
+    def extra_repr(self) -> str:
+        return (f"mode={self.mode!r}, alpha={self.alpha}, p={self.p}, sites={self.sites}, "
+                f"pairing={self.pairing!r}, per_sample={self.per_sample}")
+
+    def forward(self, x: torch.Tensor, site: int = 0) -> torch.Tensor:
+        if isinstance(site, bool) or not isinstance(site, int) or not 0 <= site < self.sites:
+            raise ValueError(f"site: expected an int in [0, sites = {self.sites}), got {site!r}")
+        if not self.training:
+            self.params, self.choice = None, None
+            return x
+        if site <= self._last_site:
+            self._draw(x)
+        self._last_site = site
+        if not torch.compiler.is_compiling() and int(self.choice) != site:
+            return x
+        cut = self.mode == "cutmix"
+        h, w = x.shape[-2], x.shape[-1]
+        drawn = self._drawn.at(h, w)
+        # Under compile the choice stays a tensor: a site that does not mix applies the identity.
+        active = self.choice == site
+        n = x.shape[0]
+        perm = torch.where(active, drawn.perm, torch.arange(n))
+        lam = torch.where(active, drawn.lam, torch.ones(n, dtype=torch.float64))
+        boxes = torch.where(active, drawn.boxes, torch.zeros_like(drawn.boxes)) if cut else None
+        applied = MixParams(perm, boxes, lam, (h, w))
+        out = cutmix(x, applied) if cut else mixup(x, applied)
+        if torch.compiler.is_compiling():
+            prev = self.params
+            self.params = MixParams(torch.where(active, perm, prev.perm), None,
+                                    torch.where(active, lam, prev.lam), None)
+        else:
+            self.params = applied
+        return out
+
+    def _draw(self, x: torch.Tensor) -> None:
+        n = x.shape[0]
+        self.choice = torch.ops.cutmix_ext.choose(self.sites, self.p, self.generator)
+        self._drawn = sample_params(x, self.mode, alpha=self.alpha, pairing=self.pairing,
+                                    per_sample=self.per_sample, generator=self.generator)
+        self.params = MixParams(torch.arange(n), None, torch.ones(n, dtype=torch.float64), None)
+
+    def targets(self, labels: torch.Tensor, num_classes: Optional[int] = None) -> torch.Tensor:
+        """The (N, K) float32 targets of the last forward: labels mixed with the lam of the grid
+        that was mixed, smoothed by label_smoothing; plain (smoothed) one-hot when nothing was
+        mixed or in eval()."""
+        params = self.params
+        if params is None:
+            n = labels.shape[0]
+            params = MixParams(torch.arange(n), None, torch.ones(n, dtype=torch.float64), None)
+        return mix_targets(labels, params, num_classes, label_smoothing=self.label_smoothing)
