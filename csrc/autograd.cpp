@@ -118,9 +118,41 @@ at::Tensor inplace_autograd(const at::Tensor& images, const at::Tensor& labels,
   return Inplace::apply(images, labels, perm, params, num_classes, label_smoothing, kCutmix)[1];
 }
 
+using DrawnSig = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+    const at::Tensor&, const at::Tensor&, std::optional<int64_t>, double, double, bool, bool,
+    c10::string_view, std::optional<at::Generator>);
+
+// The kernel draws its own parameters and keeps no table to transpose, so this form carries no
+// gradient: it is for the input batch, refused for tensors that need one.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> device_sampled_autograd(
+    const at::Tensor& images, const at::Tensor& labels, std::optional<int64_t> num_classes,
+    double label_smoothing, double alpha, bool cutmix, bool per_sample, c10::string_view pairing,
+    std::optional<at::Generator> generator) {
+  if (at::GradMode::is_enabled()) {
+    TORCH_CHECK_VALUE(!(images.defined() && images.requires_grad()),
+                      "images: requires grad, but sampling=\"device\" carries no gradient; mix "
+                      "activations with cutmix_ext.cutmix / cutmix_ext.mixup or nn.FeatureMix");
+    TORCH_CHECK_VALUE(!(labels.defined() && labels.requires_grad()),
+                      "labels: require grad, but the targets carry no gradient to the labels; "
+                      "pass labels.detach()");
+  }
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("cutmix_ext::mix_device_sampled_", "")
+                             .typed<DrawnSig>();
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> out;
+  {
+    const at::AutoDispatchBelowADInplaceOrView below;
+    out = op.call(images, labels, num_classes, label_smoothing, alpha, cutmix, per_sample, pairing,
+                  std::move(generator));
+  }
+  if (!images.is_inference()) torch::autograd::impl::bump_version(images);
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cutmix_ext, Autograd, m) {
+  m.impl("mix_device_sampled_", &device_sampled_autograd);
   m.impl("cutmix", &gather_autograd<true>);
   m.impl("mixup", &gather_autograd<false>);
   m.impl("cutmix_", &inplace_autograd<true>);

@@ -1,6 +1,7 @@
 // The plain description of one mixing call, shared by the CPU backend and the CUDA kernels.
 // No torch headers: the .cu file includes only this and the CUDA runtime, which keeps nvcc fast.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -179,6 +180,170 @@ CUTMIX_HD double label_prob(const MixArgs& m, int64_t i, int64_t k) {
 
 CUTMIX_HD float target_value(double lam, double sa, double sb) {
   return static_cast<float>(dadd(dmul(lam, sa), dmul(1.0 - lam, sb)));
+}
+
+// ---- Drawing the parameters inside the kernel (sampling="device", CUDA graphs) ----
+//
+// Host sampling bakes one draw into a captured CUDA graph; these draws come from torch's CUDA
+// generator instead (Philox, as torch's own random kernels), reading seed and offset from device
+// memory while a graph is captured, so that every replay draws anew.
+
+// Words of one sample's stream: torch's generator reserves this many per call.
+constexpr uint64_t kDrawWords = 1024;
+constexpr int kMaxGammaTries = 64;
+
+struct DeviceDraw {
+  // at::PhiloxCudaState, unpacked in the kernel: offsets count 32-bit words.
+  uint64_t seed, offset;
+  const int64_t* seed_ptr;
+  const int64_t* offset_ptr;
+  uint64_t offset_intragraph;
+  int32_t captured;
+  int32_t per_sample;
+  int32_t pairing;  // 0 roll, 1 flip, 2 random
+  int32_t unused;
+  double alpha;
+  int64_t* perm_out;   // (n,)
+  int64_t* boxes_out;  // (n, 4), CutMix only
+  double* lam_out;     // (n,)
+};
+
+struct U4 {
+  uint32_t v[4];
+};
+
+CUTMIX_HD uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
+  const uint64_t p = static_cast<uint64_t>(a) * b;
+  *hi = static_cast<uint32_t>(p >> 32);
+  return static_cast<uint32_t>(p);
+}
+
+// Philox4x32-10 (Salmon et al., 2011), the generator behind curand and at::Philox4_32.
+CUTMIX_HD U4 philox(U4 c, uint32_t k0, uint32_t k1) {
+  for (int r = 0; r < 10; ++r) {
+    uint32_t hi0, hi1;
+    const uint32_t lo0 = mulhilo(0xD2511F53u, c.v[0], &hi0);
+    const uint32_t lo1 = mulhilo(0xCD9E8D57u, c.v[2], &hi1);
+    c = U4{{hi1 ^ c.v[1] ^ k0, lo1, hi0 ^ c.v[3] ^ k1, lo0}};
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return c;
+}
+
+// The stream of at::Philox4_32(seed, subsequence, offset): counter (offset, subsequence),
+// four words per block.
+struct PhiloxStream {
+  uint32_t k0, k1;
+  uint64_t block, subsequence;
+  U4 out;
+  int used;
+
+  CUTMIX_HD PhiloxStream(uint64_t seed, uint64_t subseq, uint64_t offset_blocks)
+      : k0(static_cast<uint32_t>(seed)), k1(static_cast<uint32_t>(seed >> 32)),
+        block(offset_blocks), subsequence(subseq), out{}, used(4) {}
+
+  CUTMIX_HD uint32_t next() {
+    if (used == 4) {
+      out = philox(U4{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                       static_cast<uint32_t>(subsequence), static_cast<uint32_t>(subsequence >> 32)}},
+                   k0, k1);
+      ++block;
+      used = 0;
+    }
+    return out.v[used++];
+  }
+
+  // Uniform in (0, 1), 53 bits.
+  CUTMIX_HD double uniform() {
+    const uint64_t a = next() >> 5, b = next() >> 6;
+    return (static_cast<double>(a * 67108864u + b) + 0.5) * (1.0 / 9007199254740992.0);
+  }
+
+  CUTMIX_HD double normal() {  // Box-Muller
+    const double u = uniform(), v = uniform();
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+  }
+};
+
+// log Gamma(alpha, 1) by Marsaglia & Tsang, as on the host (a bounded number of tries: the
+// acceptance rate is above 95%, so the bound is never reached in practice).
+CUTMIX_HD double log_gamma_device(double alpha, PhiloxStream& s) {
+  double log_boost = 0.0;
+  if (alpha < 1.0) {
+    log_boost = log(s.uniform()) / alpha;
+    alpha += 1.0;
+  }
+  const double d = alpha - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+  double x = 0.0, v = 1.0;
+  for (int t = 0; t < kMaxGammaTries; ++t) {
+    x = s.normal();
+    v = 1.0 + c * x;
+    if (v <= 0.0) continue;
+    v = v * v * v;
+    const double u = s.uniform();
+    if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) break;
+  }
+  return log_boost + log(d * (v > 0.0 ? v : 1.0));
+}
+
+CUTMIX_HD double beta_device(double alpha, PhiloxStream& s) {
+  const double lx = log_gamma_device(alpha, s), ly = log_gamma_device(alpha, s);
+  return 1.0 / (1.0 + exp(ly - lx));
+}
+
+// A keyed permutation of [0, n) evaluated at i: a 4-round Feistel network on the smallest
+// even-width power of two >= n, walked until it lands inside [0, n). Every sample finds its
+// partner without a shared table, at the price of drawing from the permutations this network
+// can express rather than from all n! of them.
+CUTMIX_HD int64_t feistel_partner(int64_t i, int64_t n, uint64_t seed, uint64_t offset_blocks) {
+  int bits = 2;
+  while ((int64_t{1} << bits) < n) bits += 2;
+  const int half = bits / 2;
+  const uint32_t mask = (1u << half) - 1u;
+  uint32_t v = static_cast<uint32_t>(i);
+  do {
+    uint32_t l = v >> half, r = v & mask;
+    for (uint32_t round = 0; round < 4; ++round) {
+      const uint64_t block = offset_blocks + r;
+      const U4 f = philox(U4{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                              round, 1u}},
+                          static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+      const uint32_t t = l ^ (f.v[0] & mask);
+      l = r;
+      r = t;
+    }
+    v = (l << half) | r;
+  } while (v >= static_cast<uint32_t>(n));
+  return v;
+}
+
+// Row i of the table, drawn from (seed, offset): stream i (per sample) or 0 (one draw for all).
+CUTMIX_HD Sample draw_row(const DeviceDraw& d, uint64_t seed, uint64_t offset_blocks,
+                          const MixArgs& m, int64_t i, bool cutmix) {
+  PhiloxStream s(seed, d.per_sample ? static_cast<uint64_t>(i) : 0u, offset_blocks);
+  const double beta = beta_device(d.alpha, s);
+  Sample row{};
+  row.src = static_cast<int32_t>(d.pairing == 0   ? (i == 0 ? m.n - 1 : i - 1)
+                                 : d.pairing == 1 ? m.n - 1 - i
+                                                  : feistel_partner(i, m.n, seed, offset_blocks));
+  row.lam = beta;
+  if (cutmix) {  // the host formula: centre uniform over the pixels, sides sqrt(1 - lam) of H, W
+    const double ux = s.uniform(), uy = s.uniform();
+    int64_t rx = static_cast<int64_t>(ux * static_cast<double>(m.w));
+    int64_t ry = static_cast<int64_t>(uy * static_cast<double>(m.h));
+    rx = rx < m.w ? rx : m.w - 1;  // ux * w can round up to w
+    ry = ry < m.h ? ry : m.h - 1;
+    const double r = 0.5 * sqrt(1.0 - beta);
+    const auto hw = static_cast<int64_t>(r * static_cast<double>(m.w));
+    const auto hh = static_cast<int64_t>(r * static_cast<double>(m.h));
+    row.x1 = static_cast<int32_t>(rx - hw < 0 ? 0 : rx - hw);
+    row.y1 = static_cast<int32_t>(ry - hh < 0 ? 0 : ry - hh);
+    row.x2 = static_cast<int32_t>(rx + hw > m.w ? m.w : rx + hw);
+    row.y2 = static_cast<int32_t>(ry + hh > m.h ? m.h : ry + hh);
+    row.lam = box_lam(Box{row.x1, row.y1, row.x2, row.y2}, m.h, m.w);
+  }
+  return row;
 }
 
 }  // namespace cutmix_ext

@@ -37,6 +37,13 @@ TORCH_LIBRARY(cutmix_ext, m) {
   // out[i] = lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]; transposed:
   // out[j] = lam[j] * x[j] + (1 - lam[s]) * x[s], s = perm^-1(j).
   m.def("mixup(Tensor x, Tensor perm, Tensor lam, bool transpose=False) -> Tensor");
+  // sampling="device" (CUDA): the kernel draws perm, boxes and lam itself from torch's CUDA
+  // generator, so a captured CUDA graph draws anew on every replay. Returns them on the device.
+  m.def(
+      "mix_device_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, "
+      "float label_smoothing, float alpha, bool cutmix, bool per_sample, str pairing, "
+      "Generator? generator=None) -> (Tensor targets, Tensor perm, Tensor boxes, Tensor lam)",
+      {at::Tag::nondeterministic_seeded});
   // sample, then cutmix_ / mixup_, in one call from Python. `perm` given: that pairing.
   m.def(
       "cutmix_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, float label_smoothing, "

@@ -281,6 +281,22 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
   return p;
 }
 
+Plan make_drawn_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+                     std::optional<int64_t> num_classes, double label_smoothing) {
+  check_image_shape(images);
+  const int64_t n = images.size(0);
+  const at::Tensor perm = at::arange(n, at::kLong);
+  const at::Tensor params = cutmix ? at::zeros({n, 4}, at::kLong) : at::ones({n}, at::kDouble);
+  Plan p = make_plan(cutmix, images, labels, perm, params, num_classes, label_smoothing);
+  MixArgs& m = p.args;
+  p.table.clear();
+  p.shared = false;
+  m.pairing = kPairTable;
+  m.table = nullptr;
+  if (cutmix) m.ux1 = 0, m.uy1 = 0, m.ux2 = static_cast<int32_t>(m.w), m.uy2 = static_cast<int32_t>(m.h);
+  return p;
+}
+
 at::Tensor allocate_targets(Plan& plan, const at::Tensor& images) {
   at::Tensor targets =
       at::empty({plan.args.n, plan.args.num_classes}, images.options().dtype(at::kFloat));

@@ -21,6 +21,11 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
                const at::Tensor& perm, const at::Tensor& params,
                std::optional<int64_t> num_classes, double label_smoothing);
 
+// sampling="device": the same checks, without parameters. The kernels draw the table
+// themselves, so the plan visits the whole image and reads no host table.
+Plan make_drawn_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+                     std::optional<int64_t> num_classes, double label_smoothing);
+
 // The checks on the images that come before sampling: a tensor of shape (N, ..., H, W), H, W > 0.
 void check_image_shape(const at::Tensor& images);
 

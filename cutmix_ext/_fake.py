@@ -51,3 +51,13 @@ def _sample_fake(n, height, width, alpha, cutmix, per_sample, pairing, generator
 @torch.library.register_fake("cutmix_ext::choose")
 def _choose_fake(sites, p, generator=None):
     return torch.empty((), dtype=torch.int64)
+
+
+@torch.library.register_fake("cutmix_ext::mix_device_sampled_")
+def _device_sampled_fake(images, labels, num_classes, label_smoothing, alpha, cutmix, per_sample,
+                         pairing, generator=None):
+    n = images.shape[0]
+    return (_targets(images, labels, num_classes),
+            images.new_empty((n,), dtype=torch.int64),
+            images.new_empty((n if cutmix else 0, 4), dtype=torch.int64),
+            images.new_empty((n,), dtype=torch.float64))

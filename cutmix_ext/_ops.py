@@ -136,10 +136,35 @@ def _check_params(params, x, cutmix, name="images"):
                          f"and take the targets from its lam")
 
 
+def _check_sampling_mode(sampling, images, params, pairing):
+    """True for sampling="device", after checking that it applies."""
+    if sampling not in ("host", "device"):
+        raise ValueError(f"sampling: expected 'host' or 'device', got {sampling!r}")
+    if sampling == "host":
+        return False
+    if not images.is_cuda:
+        raise ValueError(f"sampling: 'device' draws inside the CUDA kernel; images are on {images.device}")
+    if params is not None:
+        raise ValueError("sampling: 'device' draws the parameters, so params must be None")
+    if not isinstance(pairing, str):
+        raise TypeError("pairing: sampling='device' takes 'roll', 'flip' or 'random', not a tensor")
+    return True
+
+
+def _device_sampled(images, labels, num_classes, label_smoothing, alpha, cut, per_sample, pairing,
+                    generator):
+    _check_sampling(alpha, pairing, generator)
+    targets, perm, boxes, lam = _ops.mix_device_sampled_(
+        images, labels, num_classes, float(label_smoothing), float(alpha), cut, bool(per_sample),
+        pairing, generator)
+    return targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
+
+
 def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int] = None, *,
             alpha: float = 1.0, label_smoothing: float = 0.0, pairing: Pairing = "roll",
             per_sample: bool = False, generator: Optional[torch.Generator] = None,
-            params: Optional[MixParams] = None, return_params: bool = False):
+            params: Optional[MixParams] = None, return_params: bool = False,
+            sampling: str = "host"):
     """CutMix in place: images[i][..., y1:y2, x1:x2] = images[perm[i]][..., y1:y2, x1:x2].
 
     images: (N, C, H, W) or (N, ..., H, W); uint8, float16, bfloat16, float32 or float64;
@@ -149,9 +174,16 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
     targets[i] = lam[i] * s(labels[i]) + (1 - lam[i]) * s(labels[perm[i]]) with
     s(y) = (1 - label_smoothing) * y + label_smoothing / K and lam the exact area left to i.
     params replays a previous call's MixParams exactly; nothing is then sampled.
+    sampling="device" (CUDA images, N <= 1024) draws inside the kernel from torch's CUDA
+    generator instead of on the host, so that a captured CUDA graph draws new parameters on
+    every replay; the returned params are then CUDA tensors. Its "random" pairing is a keyed
+    pseudo-random permutation rather than a uniform shuffle, and it carries no gradient.
     """
     _check_call(images, labels, num_classes, label_smoothing, params, True)
-    if params is None:
+    if _check_sampling_mode(sampling, images, params, pairing):
+        targets, params = _device_sampled(images, labels, num_classes, label_smoothing, alpha,
+                                          True, per_sample, pairing, generator)
+    elif params is None:
         name, perm = _check_sampling(alpha, pairing, generator)
         targets, *drawn = _ops.cutmix_sampled_(images, labels, num_classes, float(label_smoothing),
                                                float(alpha), name, perm, bool(per_sample), generator)
@@ -165,14 +197,18 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
 def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int] = None, *,
            alpha: float = 1.0, label_smoothing: float = 0.0, pairing: Pairing = "roll",
            per_sample: bool = False, generator: Optional[torch.Generator] = None,
-           params: Optional[MixParams] = None, return_params: bool = False):
+           params: Optional[MixParams] = None, return_params: bool = False,
+           sampling: str = "host"):
     """MixUp in place: images[i] = lam[i] * images[i] + (1 - lam[i]) * images[perm[i]], computed
     in float32 (float64 for float64 images) and rounded once (to nearest, clamped, for uint8).
 
     Arguments and targets as in `cutmix_`; lam ~ Beta(alpha, alpha), params.boxes is None.
     """
     _check_call(images, labels, num_classes, label_smoothing, params, False)
-    if params is None:
+    if _check_sampling_mode(sampling, images, params, pairing):
+        targets, params = _device_sampled(images, labels, num_classes, label_smoothing, alpha,
+                                          False, per_sample, pairing, generator)
+    elif params is None:
         name, perm = _check_sampling(alpha, pairing, generator)
         targets, perm, _, lam = _ops.mixup_sampled_(images, labels, num_classes,
                                                     float(label_smoothing), float(alpha), name,

@@ -62,3 +62,69 @@ def test_training_step_compiles_without_graph_breaks(op, gen):
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
     assert not torch.equal(want[1], want[2]), "the two calls drew the same parameters"
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_feature_mixing_with_backward_compiles(op, inplace, gen):
+    """Mixing an activation inside a compiled forward+backward: same loss and gradients as
+    eager, sampling included, no graph break."""
+    sample_op = op
+
+    def step(x, w, labels):
+        h = torch.nn.functional.conv2d(x, w, padding=1)
+        params = cutmix_ext.sample_params(h, sample_op, per_sample=True, pairing="random")
+        if inplace:
+            fn = cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_
+            h, targets = fn(h, labels, 5, params=params)
+        else:
+            h = (cutmix_ext.cutmix if op == "cutmix" else cutmix_ext.mixup)(h, params)
+            targets = cutmix_ext.mix_targets(labels, params, 5)
+        logits = h.mean((2, 3))[:, :5]
+        loss = -(torch.log_softmax(logits, 1) * targets).sum(1).mean()
+        loss.backward()
+        return loss
+
+    x = rand_images((6, 3, 10, 10), torch.float32, gen)
+    labels = rand_labels(6, 5, "int64", gen)
+    results = []
+    for f in (step, torch.compile(step, fullgraph=False)):
+        w = torch.randn(8, 3, 3, 3, generator=torch.Generator().manual_seed(7), requires_grad=True)
+        torch.manual_seed(11)
+        loss = f(x, w, labels)
+        results.append((loss.detach(), w.grad))
+    torch.testing.assert_close(results[0], results[1])
+    torch._dynamo.reset()
+    fwd = torch.compile(lambda x, p: (cutmix_ext.cutmix if op == "cutmix" else cutmix_ext.mixup)(x * 2, p),
+                        fullgraph=True)
+    xs = rand_images((6, 3, 10, 10), torch.float32, gen).requires_grad_()
+    p = cutmix_ext.sample_params(xs, op, per_sample=True, pairing="random", generator=gen)
+    out = fwd(xs, p)
+    out.backward(torch.ones_like(out))
+    want = xs.detach().clone().requires_grad_()
+    ref = (cutmix_ext.cutmix if op == "cutmix" else cutmix_ext.mixup)(want * 2, p)
+    ref.backward(torch.ones_like(ref))
+    assert torch.equal(out.detach(), ref.detach()) and torch.equal(xs.grad, want.grad)
+
+
+def test_opcheck_samplers(gen):
+    ops = torch.ops.cutmix_ext
+    for args in [(6, 8, 8, 1.0, True, True, "random"), (5, 3, 7, 0.4, False, False, "flip"),
+                 (1, 1, 1, 2.0, True, False, "roll")]:
+        torch.library.opcheck(ops.sample.default, args)
+    for args in [(3, 0.5), (1, 1.0), (4, 0.0)]:
+        torch.library.opcheck(ops.choose.default, args)
+    images = rand_images((6, 3, 8, 8), torch.float32, gen)
+    labels = rand_labels(6, 5, "int64", gen)
+    for op in (ops.cutmix_sampled_.default, ops.mixup_sampled_.default):
+        torch.library.opcheck(op, (images, labels, 5, 0.1, 1.0, "random", None, True))
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_opcheck_device_sampling(cut, gen):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    images = rand_images((6, 3, 8, 8), torch.float32, gen, "cuda")
+    labels = rand_labels(6, 5, "int64", gen, "cuda")
+    torch.library.opcheck(torch.ops.cutmix_ext.mix_device_sampled_.default,
+                          (images, labels, 5, 0.1, 1.0, cut, True, "random"))

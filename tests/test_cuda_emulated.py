@@ -148,3 +148,106 @@ def test_gather_kernel_matches_cpu_backend(emulated, op, dtype, layout, gen):
                 got = gather(op == "cutmix", x, params.perm, second, transpose, table_in_memory)
                 assert got.stride() == want.stride()
                 assert torch.equal(got, want), (shape, per_sample, pairing, transpose)
+
+
+# ---- sampling="device": the kernels draw their own parameters (CUDA graphs) ----
+
+def test_philox_stream_is_torchs(emulated):
+    """The kernels' Philox4x32-10 gives the words of torch's at::Philox4_32 (which curand and
+    torch's CUDA generator share) for the same seed, subsequence and offset."""
+    words = torch.ops.cutmix_ext_emulated.philox_words
+    for seed, subsequence, offset in [(0, 0, 0), (random.getrandbits(63), random.getrandbits(20), random.getrandbits(30)),
+                                      (2**63 - 1, 2**40 + 3, 2**32 - 1)]:
+        ours, torchs = words(seed, subsequence, offset, 37)
+        assert torch.equal(ours, torchs)
+        assert len(set(ours.tolist())) > 30
+
+
+PAIRING_CODE = {"roll": 0, "flip": 1, "random": 2}
+
+
+def drawn(op, images, labels, k, alpha, per_sample, pairing, seed, offset, captured=False, intragraph=0):
+    return torch.ops.cutmix_ext_emulated.mix_drawn(op == "cutmix", images, labels, k, 0.1, alpha, per_sample,
+                                                   PAIRING_CODE[pairing], seed, offset, captured, intragraph)
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16, torch.float32], ids=str)
+def test_device_sampling_applies_what_it_reports(emulated, op, dtype, gen):
+    """Replaying the reported (perm, boxes, lam) through the CPU backend gives the same bits."""
+    for shape, per_sample, pairing in [((6, 3, 9, 11), True, "random"), ((5, 2, 7, 8), False, "roll"),
+                                       ((33, 1, 4, 6), True, "flip"), ((1, 3, 5, 5), True, "random")]:
+        images = rand_images(shape, dtype, gen)
+        labels = rand_labels(shape[0], 7, "int64", gen)
+        mixed = images.clone()
+        seed, offset = random.getrandbits(62), 4 * random.getrandbits(20)
+        targets, perm, boxes, lam = drawn(op, mixed, labels, 7, 0.8, per_sample, pairing, seed, offset)
+        assert sorted(perm.tolist()) == list(range(shape[0]))
+        assert ((lam >= 0) & (lam <= 1)).all()
+        if not per_sample:
+            assert (lam == lam[0]).all()
+        if pairing != "random":
+            want_perm = torch.arange(shape[0]).roll(1) if pairing == "roll" else torch.arange(shape[0]).flip(0)
+            assert torch.equal(perm, want_perm)
+        params = cutmix_ext.MixParams(perm, boxes if op == "cutmix" else None, lam)
+        replay = images.clone()
+        fn = cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_
+        _, t_replay = fn(replay, labels, 7, params=params, label_smoothing=0.1)
+        assert torch.equal(mixed, replay) and torch.equal(targets, t_replay)
+
+
+def test_device_sampling_is_a_function_of_seed_and_offset(emulated, gen):
+    """Same state, same draw (reproducible under a seed); a new offset, as each replay of a
+    captured graph gets, a new draw; captured (pointer) state reads like the plain one."""
+    images = rand_images((16, 3, 12, 12), torch.float32, gen)
+    labels = rand_labels(16, 5, "int64", gen)
+    seed = random.getrandbits(62)
+    runs = [drawn("cutmix", images.clone(), labels, 5, 1.0, True, "random", seed, off) for off in (0, 0, 4 * kdraw(), 8 * kdraw())]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))
+    assert not torch.equal(runs[0][2], runs[2][2]) and not torch.equal(runs[2][2], runs[3][2])
+    assert not torch.equal(runs[0][0], runs[2][0])
+    captured = drawn("cutmix", images.clone(), labels, 5, 1.0, True, "random", seed, 4 * kdraw(), True, 4 * kdraw())
+    assert all(torch.equal(a, b) for a, b in zip(captured, runs[3]))
+    other_seed = drawn("cutmix", images.clone(), labels, 5, 1.0, True, "random", seed + 1, 0)
+    assert not torch.equal(other_seed[2], runs[0][2])
+
+
+def kdraw():
+    return 1024  # kDrawWords: the words each call reserves in torch's CUDA generator
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.4])
+def test_device_sampling_statistics(emulated, alpha):
+    """Fixed seeds: the device lam follows Beta(alpha, alpha) and the exact-area lam of the paper's
+    box (KS against independent samplers), box centres cover the image, random pairings differ."""
+    from test_sampler import ks_critical, ks_statistic, paper_boxes
+
+    n, h, w = 1024, 1, 1
+    images = torch.rand(n, 1, h, w, generator=torch.Generator().manual_seed(1))
+    labels = torch.zeros(n, dtype=torch.int64)
+    _, perm, _, lam = drawn("mixup", images, labels, 2, alpha, True, "random", 12345, 0)
+    beta = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha))
+    torch.manual_seed(3)
+    ref = beta.sample((20000,)).double()
+    assert ks_statistic(lam, ref) < ks_critical(n, len(ref))
+    lams, centres = [], []
+    for k in range(4):
+        imgs = torch.rand(n, 1, 32, 32, generator=torch.Generator().manual_seed(k))
+        _, perm, boxes, lam = drawn("cutmix", imgs, labels, 2, alpha, True, "random", 777, 4 * kdraw() * k)
+        lams.append(lam)
+        centres.append(boxes)
+        assert (perm != torch.arange(n)).float().mean() > 0.9
+    lam = torch.cat(lams)
+    ref = paper_boxes(20000, 32, 32, alpha, torch.Generator().manual_seed(5))
+    assert ks_statistic(lam, ref) < ks_critical(len(lam), len(ref))
+    b = torch.cat(centres)
+    # the box corners against the paper's formula drawn with torch's own samplers
+    g = torch.Generator().manual_seed(9)
+    m = 20000
+    ref_lam = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha)).sample((m,)).double()
+    r = 0.5 * torch.sqrt(1 - ref_lam)
+    rx, ry = torch.randint(32, (m,), generator=g), torch.randint(32, (m,), generator=g)
+    ref = [(rx - (r * 32).long()).clamp(min=0), (ry - (r * 32).long()).clamp(min=0),
+           (rx + (r * 32).long()).clamp(max=32), (ry + (r * 32).long()).clamp(max=32)]
+    for j in range(4):
+        assert ks_statistic(b[:, j], ref[j]) < ks_critical(len(b), m), j

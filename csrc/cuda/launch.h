@@ -21,6 +21,14 @@ constexpr int64_t kInlineSamples = 960;
 cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,
                        cudaStream_t stream);
 
+// sampling="device": each block draws the n parameter rows into shared memory (32 bytes each)
+// from d, so a call is limited to this many samples.
+constexpr int64_t kMaxDrawnBatch = 1024;
+// Writes d.perm_out, d.boxes_out and d.lam_out as well. m.table is unused and the union box
+// must be the whole image: the host does not know the boxes.
+cudaError_t launch_mix_drawn(bool cutmix, const MixArgs& m, const DeviceDraw& d,
+                             cudaStream_t stream);
+
 // The out-of-place form: one launch writes g.out. Rows travel inline up to this many samples
 // (56 bytes each, inside the 32 KiB parameter limit), else m.table is a device pointer.
 constexpr int64_t kGatherInlineRows = 512;

@@ -2,12 +2,17 @@
 // targets and launches the single kernel on the current stream. The kernels live in
 // mix_kernel.cu, which sees none of torch.
 #include <ATen/ATen.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <cstring>
+#include <mutex>
+#include <string>
 
 #include "../plan.h"
 #include "launch.h"
@@ -29,6 +34,11 @@ at::Tensor mix_cuda(bool cutmix, const at::Tensor& images, const at::Tensor& lab
                     std::optional<int64_t> num_classes, double label_smoothing) {
   Plan p = make_plan(cutmix, images, labels, perm, params, num_classes, label_smoothing);
   TORCH_CHECK_VALUE(images.is_cuda(), "images: expected a CUDA tensor, got ", images.device());
+  TORCH_CHECK_VALUE(c10::cuda::currentStreamCaptureStatusMayInitCtx() ==
+                        c10::cuda::CaptureStatus::None,
+                    "params: drawn on the host, they would be frozen into the CUDA graph being "
+                    "captured and every replay would mix with the same boxes; pass "
+                    "sampling=\"device\" to draw inside the graph");
   TORCH_CHECK_VALUE(p.args.n <= kMaxBatch, "images: the CUDA kernels mix at most ", kMaxBatch,
                     " samples per call, got N = ", p.args.n);
   const c10::cuda::CUDAGuard guard(images.device());
@@ -70,6 +80,59 @@ at::Tensor gather_cuda(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
   return g.out;
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mix_device_sampled(
+    const at::Tensor& images, const at::Tensor& labels, std::optional<int64_t> num_classes,
+    double label_smoothing, double alpha, bool cutmix, bool per_sample, c10::string_view pairing,
+    std::optional<at::Generator> generator) {
+  TORCH_CHECK_VALUE(std::isfinite(alpha) && alpha > 0.0, "alpha: must be a positive number, got ",
+                    alpha);
+  TORCH_CHECK_VALUE(pairing == "roll" || pairing == "flip" || pairing == "random",
+                    "pairing: expected 'roll', 'flip' or 'random' with sampling=\"device\", got '",
+                    std::string(pairing), "'");
+  Plan p = make_drawn_plan(cutmix, images, labels, num_classes, label_smoothing);
+  TORCH_CHECK_VALUE(images.is_cuda(), "images: sampling=\"device\" needs a CUDA tensor, got ",
+                    images.device());
+  TORCH_CHECK_VALUE(p.args.n <= kMaxDrawnBatch, "images: sampling=\"device\" mixes at most ",
+                    kMaxDrawnBatch, " samples per call, got N = ", p.args.n);
+  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cuda(),
+                    "generator: expected a CUDA torch.Generator with sampling=\"device\", got one on ",
+                    generator.has_value() ? generator->device().str() : "");
+  const c10::cuda::CUDAGuard guard(images.device());
+  const int64_t n = p.args.n;
+  at::Tensor targets = allocate_targets(p, images);
+  const auto opts = images.options();
+  at::Tensor perm = at::empty({n}, opts.dtype(at::kLong));
+  at::Tensor boxes = at::empty({cutmix ? n : 0, 4}, opts.dtype(at::kLong));
+  at::Tensor lam = at::empty({n}, opts.dtype(at::kDouble));
+  if (n == 0) return {targets, perm, boxes, lam};
+
+  auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(
+      generator, at::cuda::detail::getDefaultCUDAGenerator(images.device().index()));
+  at::PhiloxCudaState state;
+  {
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    state = gen->philox_cuda_state(kDrawWords);
+  }
+  DeviceDraw d{};
+  if (state.captured_) {
+    d.captured = 1;
+    d.seed_ptr = state.seed_.ptr;
+    d.offset_ptr = state.offset_.ptr;
+    d.offset_intragraph = state.offset_intragraph_;
+  } else {
+    d.seed = state.seed_.val;
+    d.offset = state.offset_.val;
+  }
+  d.per_sample = per_sample;
+  d.pairing = pairing == "roll" ? 0 : pairing == "flip" ? 1 : 2;
+  d.alpha = alpha;
+  d.perm_out = perm.data_ptr<int64_t>();
+  d.boxes_out = cutmix ? boxes.data_ptr<int64_t>() : nullptr;
+  d.lam_out = lam.data_ptr<double>();
+  C10_CUDA_CHECK(launch_mix_drawn(cutmix, p.args, d, c10::cuda::getCurrentCUDAStream()));
+  return {targets, perm, boxes, lam};
+}
+
 at::Tensor cutmix_cuda_op(const at::Tensor& images, const at::Tensor& labels,
                           const at::Tensor& perm, const at::Tensor& boxes,
                           std::optional<int64_t> num_classes, double label_smoothing) {
@@ -87,6 +150,7 @@ at::Tensor mixup_cuda_op(const at::Tensor& images, const at::Tensor& labels,
 TORCH_LIBRARY_IMPL(cutmix_ext, CUDA, m) {
   m.impl("cutmix_", &cutmix_cuda_op);
   m.impl("mixup_", &mixup_cuda_op);
+  m.impl("mix_device_sampled_", &mix_device_sampled);
   m.impl("cutmix", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& boxes,
                       bool transpose) { return gather_cuda(true, x, perm, boxes, transpose); });
   m.impl("mixup", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& lam,

@@ -42,6 +42,13 @@ struct LaunchArgs<0> {
   MixArgs m;
   Geometry g;
 };
+// CAP = -1: the table is drawn by every block into shared memory (sampling="device").
+template <>
+struct LaunchArgs<-1> {
+  MixArgs m;
+  Geometry g;
+  DeviceDraw d;
+};
 
 template <int CAP>
 __device__ __forceinline__ const Sample* table_of(const LaunchArgs<CAP>& a) {
@@ -50,6 +57,31 @@ __device__ __forceinline__ const Sample* table_of(const LaunchArgs<CAP>& a) {
   } else {
     return a.m.table;
   }
+}
+
+// Every block draws the whole table itself: the draws are a pure function of (seed, offset, i),
+// so all blocks agree without talking to each other, and the call stays one launch. The first
+// target block also reports what was drawn.
+__device__ void draw_table(const LaunchArgs<-1>& a, Sample* rows, bool cutmix, bool reporter) {
+  const DeviceDraw& d = a.d;
+  const uint64_t seed = d.captured ? static_cast<uint64_t>(*d.seed_ptr) : d.seed;
+  const uint64_t offset =
+      d.captured ? static_cast<uint64_t>(*d.offset_ptr) + d.offset_intragraph : d.offset;
+  for (int64_t i = threadIdx.x; i < a.m.n; i += blockDim.x) {
+    const Sample row = draw_row(d, seed, offset / 4, a.m, i, cutmix);
+    rows[i] = row;
+    if (reporter) {
+      d.perm_out[i] = row.src;
+      d.lam_out[i] = row.lam;
+      if (cutmix) {
+        d.boxes_out[4 * i] = row.x1;
+        d.boxes_out[4 * i + 1] = row.y1;
+        d.boxes_out[4 * i + 2] = row.x2;
+        d.boxes_out[4 * i + 3] = row.y2;
+      }
+    }
+  }
+  __syncthreads();
 }
 
 template <int ES> struct Bits;
@@ -190,7 +222,14 @@ __global__ void __launch_bounds__(kThreads) mix_kernel(const __grid_constant__ L
   constexpr int ES = Op::kElemSize;
   const MixArgs& m = a.m;
   const Geometry& g = a.g;
-  const Sample* table = table_of(a);
+  const Sample* table;
+  if constexpr (CAP < 0) {
+    __shared__ Sample drawn[kMaxDrawnBatch];
+    draw_table(a, drawn, Op::kCutmix, blockIdx.x == g.patch_blocks);
+    table = drawn;
+  } else {
+    table = table_of(a);
+  }
   const bool valid = labels_valid(m);
   if (blockIdx.x >= g.patch_blocks) {
     write_targets(m, table, blockIdx.x - g.patch_blocks, Op::kCutmix, valid);
@@ -436,6 +475,15 @@ cudaError_t launch_gather(const GatherArgs& m, const GatherRow* inline_rows, cud
   GatherLaunch<0> a;
   a.m = m;
   return launch_gather_any(a, stream);
+}
+
+cudaError_t launch_mix_drawn(bool cutmix, const MixArgs& m, const DeviceDraw& d,
+                             cudaStream_t stream) {
+  if (m.n > kMaxDrawnBatch) return cudaErrorInvalidValue;
+  LaunchArgs<-1> a;
+  a.m = m;
+  a.d = d;
+  return launch_any(cutmix, a, stream);
 }
 
 cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,

@@ -13,6 +13,10 @@
 #include <vector>
 
 #define CUTMIX_EXT_EMULATE 1
+// All threads of an emulated block run the same function, so a static array is their shared
+// memory (blocks run one after another).
+#undef __shared__
+#define __shared__ static
 #ifndef __launch_bounds__
 #define __launch_bounds__(...)
 #endif

@@ -5,6 +5,7 @@
 #include "../../csrc/cuda/mix_kernel.cu"
 // clang-format on
 #include <ATen/ATen.h>
+#include <ATen/core/PhiloxRNGEngine.h>
 #include <torch/library.h>
 
 #include "../../csrc/plan.h"
@@ -45,6 +46,50 @@ at::Tensor gather(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
   return g.out;
 }
 
+// sampling="device" with the given generator state. captured=True reads seed and offset through
+// pointers, as during CUDA graph capture, with `intragraph` added to the offset.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mix_drawn(
+    bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+    std::optional<int64_t> num_classes, double label_smoothing, double alpha, bool per_sample,
+    int64_t pairing, int64_t seed, int64_t offset, bool captured, int64_t intragraph) {
+  using namespace cutmix_ext;
+  Plan p = make_drawn_plan(cutmix, images, labels, num_classes, label_smoothing);
+  at::Tensor targets = allocate_targets(p, images);
+  const int64_t n = p.args.n;
+  at::Tensor perm = at::empty({n}, at::kLong), boxes = at::empty({cutmix ? n : 0, 4}, at::kLong);
+  at::Tensor lam = at::empty({n}, at::kDouble);
+  static int64_t seed_cell, offset_cell;
+  seed_cell = seed;
+  offset_cell = offset;
+  DeviceDraw d{};
+  if (captured) {
+    d.captured = 1, d.seed_ptr = &seed_cell, d.offset_ptr = &offset_cell;
+    d.offset_intragraph = static_cast<uint64_t>(intragraph);
+  } else {
+    d.seed = static_cast<uint64_t>(seed), d.offset = static_cast<uint64_t>(offset);
+  }
+  d.per_sample = per_sample, d.pairing = static_cast<int32_t>(pairing), d.alpha = alpha;
+  d.perm_out = perm.data_ptr<int64_t>(), d.lam_out = lam.data_ptr<double>();
+  d.boxes_out = cutmix ? boxes.data_ptr<int64_t>() : nullptr;
+  if (n > 0) TORCH_CHECK(launch_mix_drawn(cutmix, p.args, d, nullptr) == cudaSuccess);
+  return {targets, perm, boxes, lam};
+}
+
+// `count` words of the kernels' Philox stream and of torch's own at::Philox4_32.
+std::tuple<at::Tensor, at::Tensor> philox_words(int64_t seed, int64_t subsequence, int64_t offset,
+                                                int64_t count) {
+  at::Tensor ours = at::empty({count}, at::kLong), torchs = at::empty({count}, at::kLong);
+  cutmix_ext::PhiloxStream s(static_cast<uint64_t>(seed), static_cast<uint64_t>(subsequence),
+                             static_cast<uint64_t>(offset));
+  at::Philox4_32 engine(static_cast<uint64_t>(seed), static_cast<uint64_t>(subsequence),
+                        static_cast<uint64_t>(offset));
+  for (int64_t i = 0; i < count; ++i) {
+    ours.data_ptr<int64_t>()[i] = s.next();
+    torchs.data_ptr<int64_t>()[i] = engine();
+  }
+  return {ours, torchs};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(cutmix_ext_emulated, m) {
@@ -56,4 +101,10 @@ TORCH_LIBRARY(cutmix_ext_emulated, m) {
   m.def("gather(bool cutmix, Tensor x, Tensor perm, Tensor params, bool transpose, "
         "bool table_in_memory) -> Tensor",
         &gather);
+  m.def("mix_drawn(bool cutmix, Tensor(a!) images, Tensor labels, int? num_classes, "
+        "float label_smoothing, float alpha, bool per_sample, int pairing, int seed, int offset, "
+        "bool captured, int intragraph) -> (Tensor, Tensor, Tensor, Tensor)",
+        &mix_drawn);
+  m.def("philox_words(int seed, int subsequence, int offset, int count) -> (Tensor, Tensor)",
+        &philox_words);
 }
