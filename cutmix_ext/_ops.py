@@ -13,7 +13,7 @@ __all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixup", "mixup_", "
 
 
 class MixParams(NamedTuple):
-    """What one call applied, on the CPU.
+    """What one call applied, on the CPU (CUDA tensors from sampling="device").
 
     perm:  int64 (N,), sample i took from sample perm[i].
     boxes: int64 (N, 4) as (x1, y1, x2, y2), half-open pixel coordinates; None for MixUp.

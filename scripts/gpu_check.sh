@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# On a machine with a GPU, in one go: build, the whole test suite (CUDA tests included), the CUDA
-# tests again under compute-sanitizer memcheck and racecheck, and the CPU + CUDA benchmark. What
+# On a machine with a GPU, in one go: build, the whole test suite (CUDA tests included: gradcheck,
+# opcheck, CUDA graphs), the CUDA tests again under compute-sanitizer memcheck and racecheck, and
+# the CPU + CUDA benchmark. What
 # it prints is also saved to $OUT (or benchmarks/results)/gpu-<date>.md.
 export FORCE_CUDA=1 CUTMIX_EXPECT_CUDA=1  # the build must contain the CUDA kernels
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -20,15 +21,21 @@ echo "## Tests"
 echo '```'
 "$PY" -m pytest tests -q -ra -p no:cacheprovider 2>&1 | tail -n 25 || status=1
 echo '```'
-# memcheck over every CUDA test in float32/uint8; racecheck (slow) over the CPU-vs-CUDA comparisons
-for run in "memcheck|cuda and (float32 or uint8) and (contiguous or cropped)" \
-           "racecheck|cuda_matches_cpu and (float32 or uint8) and not channels_last"; do
+# memcheck over the CUDA tests of every kernel (in place, out of place and backward, device
+# sampling); racecheck (slow) over the in-place kernels, whose blocks share a barrier and, with
+# sampling="device", a table in shared memory.
+for run in "memcheck|tests/test_mix.py tests/test_errors.py|cuda and (float32 or uint8) and (contiguous or cropped)" \
+           "memcheck|tests/test_autograd.py tests/test_cuda_graphs.py|cuda and not reduce_overhead" \
+           "racecheck|tests/test_mix.py|cuda_matches_cpu and (float32 or uint8) and not channels_last" \
+           "racecheck|tests/test_cuda_graphs.py|eager_device_sampling"; do
   tool=${run%%|*}
-  echo "## compute-sanitizer --tool $tool"
+  rest=${run#*|}
+  files=${rest%%|*}
+  echo "## compute-sanitizer --tool $tool: $files -k '${rest#*|}'"
   echo '```'
+  # shellcheck disable=SC2086  # $files is a list of paths
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --tool "$tool" --error-exitcode 9 \
-    "$PY" -m pytest tests/test_mix.py tests/test_errors.py -q -x -p no:cacheprovider \
-    -k "${run#*|}" 2>&1 | tail -n 15 || status=1
+    "$PY" -m pytest $files -q -x -p no:cacheprovider -k "${rest#*|}" 2>&1 | tail -n 15 || status=1
   echo '```'
   echo "($SECONDS s so far)"
 done
