@@ -31,7 +31,13 @@ class FeatureMix(torch.nn.Module):
     mixes the labels to match. The mixing is out of place (activations such as a ReLU's output are
     saved for the backward) and its gradient is the transposed mix, one kernel on CPU and CUDA.
     Everything stays in tensors, so a model that holds it compiles with
-    torch.compile(fullgraph=True); eagerly, sites that do not mix return x itself.
+    torch.compile(fullgraph=True) (with generator=None: Dynamo cannot pass a Generator object to
+    an op); eagerly, sites that do not mix return x itself. Compiled, `params` keeps only perm and
+    lam, which is what targets() needs: which site mixed stays a tensor there.
+
+    A new pass starts when a site is called that is not after the last one called. With
+    activation checkpointing, the recomputation draws again: leave generator=None, whose state
+    checkpointing restores, so that it draws the same.
     """
 
     def __init__(self, mode: str = "cutmix", alpha: float = 1.0, p: float = 1.0, *, sites: int = 1,
@@ -41,6 +47,9 @@ class FeatureMix(torch.nn.Module):
         if mode not in ("cutmix", "mixup"):
             raise ValueError(f"mode: expected 'cutmix' or 'mixup', got {mode!r}")
         _check_sampling(alpha, pairing, generator)
+        if isinstance(pairing, str) and pairing not in ("roll", "flip", "random"):
+            raise ValueError(f"pairing: expected 'roll', 'flip', 'random' or an int64 tensor, got "
+                             f"{pairing!r}")
         if not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"alpha: must be a positive number, got {alpha!r}")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
@@ -60,7 +69,8 @@ class FeatureMix(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return (f"mode={self.mode!r}, alpha={self.alpha}, p={self.p}, sites={self.sites}, "
-                f"pairing={self.pairing!r}, per_sample={self.per_sample}")
+                f"pairing={self.pairing!r}, per_sample={self.per_sample}, "
+                f"label_smoothing={self.label_smoothing}")
 
     def forward(self, x: torch.Tensor, site: int = 0) -> torch.Tensor:
         if isinstance(site, bool) or not isinstance(site, int) or not 0 <= site < self.sites:
