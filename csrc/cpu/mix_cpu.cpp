@@ -201,46 +201,147 @@ void mixup_cpu(const Plan& p, const Cycles& cyc) {
   });
 }
 
-// The out-of-place form, row by row: CutMix splits each row at the two boxes' edges into
+// The out-of-place form. A task is a run of rows of one (sample, a) plane. Runs of rows that
+// no box crosses are one copy (CutMix) or one blend (MixUp) when rows are dense, so a small box
+// costs little more than a memcpy; rows a box crosses are split at the two boxes' edges into
 // segments that copy x[j], copy x[src], add both (the transposed form) or are zero.
+// One row's pieces between the two boxes' edges: what each takes. Rows with the same
+// (keep crosses, take crosses) share them.
+struct Segments {
+  enum Kind : int8_t { kZero, kOwn, kSrc, kBoth };
+  int64_t edge[6];
+  Kind kind[5];
+  int count = 0;
+};
+
+Segments segments_of(const GatherRow& row, bool kr, bool tr, int64_t q, int64_t row_len) {
+  const int64_t k1 = kr ? row.keep.x1 * q : 0, k2 = kr ? row.keep.x2 * q : 0;
+  const int64_t t1 = tr ? row.take.x1 * q : 0, t2 = tr ? row.take.x2 * q : 0;
+  int64_t e[6] = {0, k1, k2, t1, t2, row_len};
+  std::sort(e, e + 6);
+  Segments sg;
+  sg.edge[0] = 0;
+  for (int s = 0; s < 5; ++s) {
+    if (e[s] == e[s + 1]) continue;
+    const bool self = e[s] < k1 || e[s] >= k2, taken = e[s] >= t1 && e[s] < t2;
+    sg.kind[sg.count] = self && taken ? Segments::kBoth
+                        : self        ? Segments::kOwn
+                        : taken       ? Segments::kSrc
+                                      : Segments::kZero;
+    sg.edge[++sg.count] = e[s + 1];
+  }
+  return sg;
+}
+
+// own_done: dst already holds x[j]'s row, so the pieces that copy it are skipped.
 template <typename T>
-void gather_cpu(const GatherPlan& g) {
-  const GatherArgs& m = g.args;
-  const int64_t q = m.q, row_len = m.w * q;
+void gather_row(const Segments& sg, T* dst, const T* own, const T* src, bool own_done = false) {
+  for (int s = 0; s < sg.count; ++s) {
+    if (own_done && sg.kind[s] == Segments::kOwn) continue;
+    const int64_t e0 = sg.edge[s], e1 = sg.edge[s + 1];
+    const int64_t bytes = (e1 - e0) * static_cast<int64_t>(sizeof(T));
+    switch (sg.kind[s]) {
+      case Segments::kBoth: blend(dst + e0, own + e0, src + e0, e1 - e0, 1.0, 1.0); break;
+      case Segments::kOwn:
+        copy_bytes(reinterpret_cast<char*>(dst + e0), reinterpret_cast<const char*>(own + e0), bytes);
+        break;
+      case Segments::kSrc:
+        copy_bytes(reinterpret_cast<char*>(dst + e0), reinterpret_cast<const char*>(src + e0), bytes);
+        break;
+      default: std::memset(dst + e0, 0, bytes);
+    }
+  }
+}
+
+// CutMix when whole samples are dense: copy each chunk of planes with one memcpy (large copies
+// get the C library's streaming stores), then redo the rows a box crosses.
+template <typename T>
+void gather_cutmix_dense(const GatherArgs& m) {
+  const int64_t row_len = m.w * m.q, plane = m.h * row_len;
+  const int64_t plane_bytes = plane * static_cast<int64_t>(sizeof(T));
+  const int64_t planes_per_task = std::clamp<int64_t>((256 << 10) / plane_bytes, 1, m.a);
+  const int64_t per_sample = (m.a + planes_per_task - 1) / planes_per_task;
   const T* in = static_cast<const T*>(m.in);
   T* out = static_cast<T*>(m.out);
-  at::parallel_for(0, m.n * m.a * m.h, grain_for(row_len * sizeof(T)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t y = r % m.h, a = (r / m.h) % m.a, j = r / (m.h * m.a);
+  at::parallel_for(0, m.n * per_sample, grain_for(planes_per_task * plane_bytes), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j = t / per_sample, a0 = (t % per_sample) * planes_per_task;
+      const int64_t a1 = std::min(m.a, a0 + planes_per_task);
       const GatherRow& row = m.table[j];
-      const int64_t off_in = a * m.in_stride_a + y * m.in_stride_h;
-      const T* own = in + j * m.in_stride_n + off_in;
-      const T* src = in + row.src * m.in_stride_n + off_in;
-      T* dst = out + j * m.out_stride_n + a * m.out_stride_a + y * m.out_stride_h;
+      const T* own = in + j * m.in_stride_n;
+      const T* src = in + row.src * m.in_stride_n;
+      T* dst = out + j * m.out_stride_n;
+      std::memcpy(dst + a0 * plane, own + a0 * plane, (a1 - a0) * plane_bytes);
+      for (int64_t y = 0; y < m.h;) {
+        const bool kr = box_has_row(row.keep, y), tr = box_has_row(row.take, y);
+        int64_t end = y + 1;
+        while (end < m.h && box_has_row(row.keep, end) == kr && box_has_row(row.take, end) == tr) ++end;
+        if (kr || tr) {
+          const Segments sg = segments_of(row, kr, tr, m.q, row_len);
+          for (int64_t a = a0; a < a1; ++a) {
+            for (int64_t r = y; r < end; ++r) {
+              const int64_t off = a * plane + r * row_len;
+              gather_row(sg, dst + off, own + off, src + off, /*own_done=*/true);
+            }
+          }
+        }
+        y = end;
+      }
+    }
+  });
+}
+
+template <typename T>
+void gather_cpu(const GatherArgs& m) {
+  const int64_t row_len = m.w * m.q;
+  const int64_t plane = m.h * row_len;
+  if (m.cutmix && m.in_stride_h == row_len && m.out_stride_h == row_len &&
+      (m.a == 1 || (m.in_stride_a == plane && m.out_stride_a == plane))) {
+    gather_cutmix_dense<T>(m);
+    return;
+  }
+  const int64_t row_bytes = row_len * static_cast<int64_t>(sizeof(T));
+  const bool dense = m.in_stride_h == row_len && m.out_stride_h == row_len;
+  const int64_t rows_per_task = std::clamp<int64_t>(kBlockBytes / row_bytes, 1, m.h);
+  const int64_t per_plane = (m.h + rows_per_task - 1) / rows_per_task;
+  const T* in = static_cast<const T*>(m.in);
+  T* out = static_cast<T*>(m.out);
+  const int64_t tasks = m.n * m.a * per_plane;
+  at::parallel_for(0, tasks, grain_for(rows_per_task * row_bytes), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t plane = t / per_plane, j = plane / m.a, a = plane % m.a;
+      const int64_t y0 = (t % per_plane) * rows_per_task;
+      const int64_t y1 = std::min(m.h, y0 + rows_per_task);
+      const GatherRow& row = m.table[j];
+      const T* own = in + j * m.in_stride_n + a * m.in_stride_a;
+      const T* src = in + row.src * m.in_stride_n + a * m.in_stride_a;
+      T* dst = out + j * m.out_stride_n + a * m.out_stride_a;
       if (!m.cutmix) {
-        blend(dst, own, src, row_len, row.wa, row.wb);
+        if (dense) {
+          blend(dst + y0 * row_len, own + y0 * row_len, src + y0 * row_len, (y1 - y0) * row_len,
+                row.wa, row.wb);
+          continue;
+        }
+        for (int64_t y = y0; y < y1; ++y) {
+          blend(dst + y * m.out_stride_h, own + y * m.in_stride_h, src + y * m.in_stride_h,
+                row_len, row.wa, row.wb);
+        }
         continue;
       }
-      // Edges in elements: self is dropped inside [k1, k2), the partner taken inside [t1, t2).
-      const bool kr = box_has_row(row.keep, y), tr = box_has_row(row.take, y);
-      const int64_t k1 = kr ? row.keep.x1 * q : 0, k2 = kr ? row.keep.x2 * q : 0;
-      const int64_t t1 = tr ? row.take.x1 * q : 0, t2 = tr ? row.take.x2 * q : 0;
-      int64_t edges[6] = {0, k1, k2, t1, t2, row_len};
-      std::sort(edges, edges + 6);
-      for (int s = 0; s < 5; ++s) {
-        const int64_t e0 = edges[s], e1 = edges[s + 1];
-        if (e0 == e1) continue;
-        const bool self = e0 < k1 || e0 >= k2, partner_in = e0 >= t1 && e0 < t2;
-        const int64_t bytes = (e1 - e0) * static_cast<int64_t>(sizeof(T));
-        if (self && partner_in) {
-          blend(dst + e0, own + e0, src + e0, e1 - e0, 1.0, 1.0);
-        } else if (self) {
-          std::memcpy(dst + e0, own + e0, bytes);
-        } else if (partner_in) {
-          std::memcpy(dst + e0, src + e0, bytes);
+      for (int64_t y = y0; y < y1;) {
+        // A run of rows that the boxes cross alike.
+        const bool kr = box_has_row(row.keep, y), tr = box_has_row(row.take, y);
+        int64_t end = y + 1;
+        while (end < y1 && box_has_row(row.keep, end) == kr && box_has_row(row.take, end) == tr) ++end;
+        if (!kr && !tr && dense) {
+          std::memcpy(dst + y * row_len, own + y * row_len, (end - y) * row_bytes);
         } else {
-          std::memset(dst + e0, 0, bytes);
+          const Segments sg = segments_of(row, kr, tr, m.q, row_len);
+          for (int64_t r = y; r < end; ++r) {
+            gather_row(sg, dst + r * m.out_stride_h, own + r * m.in_stride_h, src + r * m.in_stride_h);
+          }
         }
+        y = end;
       }
     }
   });
@@ -252,11 +353,11 @@ at::Tensor gather_cpu_op(bool cutmix, const at::Tensor& x, const at::Tensor& per
   TORCH_CHECK_VALUE(x.is_cpu(), "x: expected a CPU tensor, got ", x.device());
   g.args.table = g.rows.data();
   switch (g.args.scalar) {
-    case kU8: gather_cpu<uint8_t>(g); break;
-    case kF16: gather_cpu<c10::Half>(g); break;
-    case kBF16: gather_cpu<c10::BFloat16>(g); break;
-    case kF32: gather_cpu<float>(g); break;
-    default: gather_cpu<double>(g); break;
+    case kU8: gather_cpu<uint8_t>(g.args); break;
+    case kF16: gather_cpu<c10::Half>(g.args); break;
+    case kBF16: gather_cpu<c10::BFloat16>(g.args); break;
+    case kF32: gather_cpu<float>(g.args); break;
+    default: gather_cpu<double>(g.args); break;
   }
   return g.out;
 }
