@@ -12,5 +12,14 @@ from ._ops import MixParams, cutmix, cutmix_, mix_targets, mixup, mixup_, sample
 from . import nn  # noqa: E402
 
 __all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixup", "mixup_", "nn",
-           "sample_params", "WITH_CUDA", "CUDA_ARCHS"]
+           "sample_params", "transforms", "WITH_CUDA", "CUDA_ARCHS"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # transforms imports torchvision, so it loads on first use only
+    if name == "transforms":
+        import importlib
+
+        return importlib.import_module(".transforms", __name__)
+    raise AttributeError(f"module 'cutmix_ext' has no attribute {name!r}")

@@ -1,0 +1,129 @@
+"""cutmix_ext.transforms.CutMix / MixUp as drop-in replacements for torchvision's: every usage of
+torchvision's "How to use CutMix and MixUp" tutorial, run with the import swapped, against
+torchvision itself and the pure-PyTorch reference."""
+import pytest
+import torch
+from helpers import rand_images, rand_labels
+
+import cutmix_ext
+from cutmix_ext.reference import cutmix_reference, mixup_reference
+
+v2 = pytest.importorskip("torchvision.transforms.v2")
+tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+from cutmix_ext import transforms as T  # noqa: E402
+
+NUM_CLASSES = 10
+
+
+def check_mixed(op, before, after, labels, out_labels, params, k=NUM_CLASSES):
+    ref = cutmix_reference if op == "cutmix" else mixup_reference
+    second = params.boxes if op == "cutmix" else params.lam
+    want, t_want = ref(before, labels, params.perm, second, k)[:2]
+    assert torch.equal(after, want)
+    assert torch.equal(out_labels, t_want)
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_after_the_dataloader(op, gen):
+    """images, labels = cutmix(images, labels): same output structure and label semantics as
+    torchvision's, the images mixed in place with the drawn parameters."""
+    ours = T.CutMix(num_classes=NUM_CLASSES) if op == "cutmix" else T.MixUp(num_classes=NUM_CLASSES)
+    theirs = v2.CutMix(num_classes=NUM_CLASSES) if op == "cutmix" else v2.MixUp(num_classes=NUM_CLASSES)
+    images = rand_images((8, 3, 16, 20), torch.float32, gen)
+    labels = rand_labels(8, NUM_CLASSES, "int64", gen)
+    before = images.clone()
+    out_images, out_labels = ours(images, labels)
+    ref_images, ref_labels = theirs(before.clone(), labels)
+    assert out_images is images  # in place
+    assert out_labels.shape == ref_labels.shape == (8, NUM_CLASSES) and out_labels.dtype == ref_labels.dtype
+    torch.testing.assert_close(out_labels.sum(1), torch.ones(8))
+    check_mixed(op, before, out_images, labels, out_labels, ours.last_params)
+    # given the same draw, torchvision's images are the same (its pairing is "roll")
+    if op == "cutmix":
+        x1, y1, x2, y2 = ours.last_params.boxes[0].tolist()
+        tv = before.clone()
+        tv[..., y1:y2, x1:x2] = before.roll(1, 0)[..., y1:y2, x1:x2]
+        assert torch.equal(out_images, tv)
+
+
+def test_inside_collate_fn_with_workers():
+    """The tutorial's collate_fn with num_workers=2 and RandomChoice([cutmix, mixup])."""
+    from torch.utils.data import DataLoader, default_collate
+
+    cutmix = T.CutMix(num_classes=NUM_CLASSES)
+    mixup = T.MixUp(num_classes=NUM_CLASSES)
+    cutmix_or_mixup = v2.RandomChoice([cutmix, mixup])
+
+    def collate_fn(batch):
+        return cutmix_or_mixup(*default_collate(batch))
+
+    data = [(torch.rand(3, 12, 12), i % NUM_CLASSES) for i in range(32)]
+    loader = DataLoader(data, batch_size=8, shuffle=True, num_workers=2, collate_fn=collate_fn)
+    for images, labels in loader:
+        assert images.shape == (8, 3, 12, 12) and labels.shape == (8, NUM_CLASSES)
+        torch.testing.assert_close(labels.sum(1), torch.ones(8))
+        assert ((labels > 0).sum(1) <= 2).all() and (labels.max(1).values >= 0.5).all()
+
+
+def test_dict_with_labels_getter(gen):
+    """The tutorial's non-standard input: a dict with a callable labels_getter; entries other
+    than the images and labels pass through untouched, as in torchvision."""
+    images = rand_images((6, 3, 10, 10), torch.float32, gen)
+    labels = rand_labels(6, NUM_CLASSES, "int64", gen)
+    extra = torch.arange(6)
+    batch = {"imgs": images, "target": {"classes": labels, "some_other_key": "this is going to be passed-through"},
+             "extra": extra}
+
+    def labels_getter(batch):
+        return batch["target"]["classes"]
+
+    before = images.clone()
+    out = T.CutMix(num_classes=NUM_CLASSES, labels_getter=labels_getter)(batch)
+    ref = v2.CutMix(num_classes=NUM_CLASSES, labels_getter=labels_getter)(
+        {**batch, "imgs": before.clone()})
+    assert out.keys() == ref.keys() and out["target"].keys() == ref["target"].keys()
+    assert out["target"]["some_other_key"] == "this is going to be passed-through"
+    assert out["extra"] is extra and torch.equal(extra, torch.arange(6))
+    assert out["target"]["classes"].shape == ref["target"]["classes"].shape
+
+
+def test_default_getter_dict_and_tv_tensors(gen):
+    """Dicts found by the default labels getter, tv_tensors.Image kept as such, (N, K) labels."""
+    images = tv_tensors.Image(rand_images((5, 3, 9, 9), torch.uint8, gen))
+    soft = rand_labels(5, 4, "float32", gen)
+    before = images.as_subclass(torch.Tensor).clone()
+    out = T.MixUp()({"image": images, "Labels": soft, "name": "x"})
+    assert isinstance(out["image"], tv_tensors.Image) and out["name"] == "x"
+    m = T.MixUp()
+    out2 = m((images.as_subclass(torch.Tensor).clone().copy_(before), soft))
+    check_mixed("mixup", before, out2[0], soft, out2[1], m.last_params, None)
+
+
+def test_channels_last_uint8_and_extras(gen):
+    images = rand_images((8, 3, 16, 16), torch.uint8, gen, layout="channels_last")
+    labels = rand_labels(8, NUM_CLASSES, "int32", gen)
+    before = images.clone()
+    t = T.CutMix(num_classes=NUM_CLASSES, per_sample=True, pairing="random", label_smoothing=0.1)
+    out, targets = t(images, labels)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    p = t.last_params
+    want, t_want, _ = cutmix_reference(before, labels, p.perm, p.boxes, NUM_CLASSES, 0.1)
+    assert torch.equal(out, want) and torch.equal(targets, t_want)
+
+
+def test_bad_input_like_torchvision(gen):
+    images = rand_images((4, 3, 8, 8), torch.float32, gen)
+    before = images.clone()
+    labels = rand_labels(4, NUM_CLASSES, "int64", gen)
+    with pytest.raises(ValueError, match="num_classes: required"):
+        T.CutMix()(images, labels)
+    with pytest.raises(ValueError, match="labels: .*K = 10 != num_classes = 5"):
+        T.MixUp(num_classes=5)(images, torch.rand(4, NUM_CLASSES))
+    with pytest.raises(ValueError, match="images: batch size 4 does not match the labels' 3"):
+        T.CutMix(num_classes=NUM_CLASSES)(images, labels[:3])
+    with pytest.raises(ValueError, match="images: expected a batched input with 4 dims"):
+        T.CutMix(num_classes=NUM_CLASSES)(images[0], labels)
+    with pytest.raises(ValueError, match="alpha: must be a positive number"):
+        T.CutMix(alpha=0)
+    assert torch.equal(images, before)
+    assert cutmix_ext.transforms.CutMix is T.CutMix
