@@ -9,7 +9,8 @@ from ._library import WITH_CUDA
 
 _ops = torch.ops.cutmix_ext
 
-__all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixup", "mixup_", "sample_params"]
+__all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixed_cross_entropy", "mixup", "mixup_",
+           "sample_params"]
 
 
 class MixParams(NamedTuple):
@@ -282,3 +283,34 @@ def mix_targets(labels: torch.Tensor, params: MixParams, num_classes: Optional[i
     lam = params.lam.to(labels.device, torch.float64, non_blocking=True).view(n, 1)
     perm = params.perm.to(labels.device, non_blocking=True)
     return (lam * s + (1.0 - lam) * s[perm]).float()
+
+
+def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor,
+                        lam: torch.Tensor, *, label_smoothing: float = 0.0,
+                        reduction: str = "mean") -> torch.Tensor:
+    """Cross entropy against the mixed target lam * s(y_a) + (1 - lam) * s(y_b) without building
+    it: (1 - eps) * (lam * nll(y_a) + (1 - lam) * nll(y_b)) + eps * mean_k(-log p_k), with
+    s(y) = (1 - eps) * onehot(y) + eps / K. Compact targets for large K: y_a = labels,
+    y_b = labels[params.perm], lam = params.lam (of the grid that was mixed)."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits: expected shape (N, K), got {tuple(logits.shape)}")
+    n = logits.shape[0]
+    for name, y in (("y_a", y_a), ("y_b", y_b)):
+        if not isinstance(y, torch.Tensor) or y.shape != (n,) or y.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"{name}: expected int64/int32 class indices of shape ({n},), got "
+                             f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+    if not isinstance(lam, torch.Tensor) or lam.shape != (n,):
+        raise ValueError(f"lam: expected a tensor of shape ({n},), got {tuple(getattr(lam, 'shape', ()))}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
+            not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing: must be in [0, 1), got {label_smoothing!r}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    logp = torch.log_softmax(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, 1)
+    w = lam.to(logp.device, logp.dtype, non_blocking=True)
+    nll_a = -logp.gather(1, y_a.long().view(n, 1)).view(n)
+    nll_b = -logp.gather(1, y_b.long().view(n, 1)).view(n)
+    loss = (1.0 - label_smoothing) * (w * nll_a + (1.0 - w) * nll_b)
+    if label_smoothing:
+        loss = loss + label_smoothing * -logp.mean(1)
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss

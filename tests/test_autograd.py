@@ -258,3 +258,26 @@ def test_opcheck_in_place_on_activation(op, device, gen):
     p = draw(x, op, "random", True, gen)
     h = x.requires_grad_() * 1.0
     torch.library.opcheck(fn, (h, labels, p.perm, p.boxes if op == "cutmix" else p.lam, 4, 0.1))
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_mixed_cross_entropy_equals_dense_target(eps, gen):
+    """Compact targets (y_a, y_b, lam): the loss and its gradient equal cross entropy against the
+    dense mixed target the ops return."""
+    n, k = 12, 37
+    x = rand_images((n, 3, 8, 8), torch.float32, gen)
+    labels = rand_labels(n, k, "int64", gen)
+    _, dense, p = cutmix_ext.cutmix_(x, labels, k, per_sample=True, pairing="random",
+                                     label_smoothing=eps, return_params=True, generator=gen)
+    logits = torch.randn(n, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    want = torch.nn.functional.cross_entropy(logits, dense.double())
+    got = cutmix_ext.mixed_cross_entropy(logits, labels, labels[p.perm], p.lam, label_smoothing=eps)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)  # dense targets are float32
+    g_want, = torch.autograd.grad(want, logits)
+    g_got, = torch.autograd.grad(got, logits)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-5, atol=1e-7)
+    per = cutmix_ext.mixed_cross_entropy(logits, labels, labels[p.perm], p.lam, label_smoothing=eps,
+                                         reduction="none")
+    assert per.shape == (n,)
+    with pytest.raises(ValueError, match=r"y_b: expected int64/int32 class indices of shape \(12,\)"):
+        cutmix_ext.mixed_cross_entropy(logits, labels, labels[:5], p.lam)
