@@ -149,9 +149,40 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> device_sampled_autogr
   return out;
 }
 
+using ElemSig = at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&,
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+                           std::optional<int64_t>, double);
+
+// The general form mixes input batches (per-sample CutMix or MixUp, CutOut, masks); it carries
+// no gradient, and refuses tensors that need one rather than silently dropping it.
+at::Tensor elem_autograd(const at::Tensor& images, const std::optional<at::Tensor>& labels,
+                         const at::Tensor& perm, const at::Tensor& boxes, const at::Tensor& lam,
+                         const at::Tensor& mode, double fill, std::optional<int64_t> num_classes,
+                         double label_smoothing) {
+  if (at::GradMode::is_enabled()) {
+    TORCH_CHECK_VALUE(!(images.defined() && images.requires_grad()),
+                      "images: requires grad, but per-sample modes, CutOut and masks carry no "
+                      "gradient; mix activations with cutmix_ext.cutmix / cutmix_ext.mixup");
+    TORCH_CHECK_VALUE(!(labels.has_value() && labels->defined() && labels->requires_grad()),
+                      "labels: require grad, but the targets carry no gradient to the labels; "
+                      "pass labels.detach()");
+  }
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("cutmix_ext::mix_", "")
+                             .typed<ElemSig>();
+  at::Tensor out;
+  {
+    const at::AutoDispatchBelowADInplaceOrView below;
+    out = op.call(images, labels, perm, boxes, lam, mode, fill, num_classes, label_smoothing);
+  }
+  if (!images.is_inference()) torch::autograd::impl::bump_version(images);
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cutmix_ext, Autograd, m) {
+  m.impl("mix_", &elem_autograd);
   m.impl("mix_device_sampled_", &device_sampled_autograd);
   m.impl("cutmix", &gather_autograd<true>);
   m.impl("mixup", &gather_autograd<false>);

@@ -15,13 +15,19 @@ namespace cutmix_ext {
 
 enum Pairing : int32_t { kPairTable = 0, kPairRoll = 1, kPairFlip = 2 };
 enum LabelKind : int32_t { kLabelI32, kLabelI64, kLabelF16, kLabelBF16, kLabelF32, kLabelF64 };
-enum ScalarKind : int32_t { kU8, kF16, kBF16, kF32, kF64 };
+// kBits: integer or bool images (segmentation masks): moved and filled bit for bit, never blended.
+enum ScalarKind : int32_t { kU8, kF16, kBF16, kF32, kF64, kBits };
+// What the general op (`mix_`) does inside sample i's box: paste the partner's pixels (CutMix),
+// blend with them by lam (MixUp), or write the fill value (CutOut).
+enum SampleMode : int32_t { kModeCut = 0, kModeBlend = 1, kModeFill = 2 };
+// Which kernel a call runs: one box or lam kind for the batch, or a mode per sample.
+enum MixOp : int32_t { kOpCutMix, kOpMixUp, kOpElem };
 
 // One row of the per-sample table.
 struct Sample {
   int32_t src;             // partner: sample i takes its patch (or blend) from sample src
   int32_t x1, y1, x2, y2;  // CutMix box, half-open pixel coordinates
-  int32_t unused;
+  int32_t mode;            // SampleMode, read by kOpElem only
   double lam;              // weight of sample i itself (MixUp; CutMix derives it from the box)
 };
 
@@ -39,7 +45,8 @@ struct MixArgs {
   // Parameters shared by the whole batch, used when `table` is null.
   int32_t x1, y1, x2, y2;
   double lam;
-  const Sample* table;  // n rows, or null
+  const Sample* table;  // n rows, or null (never for kOpElem)
+  uint64_t fill_bits;   // kModeFill: the fill value's bits in the images' dtype (low bytes)
   // Union of all boxes (CutMix): the only region the kernels visit.
   int32_t ux1, uy1, ux2, uy2;
 

@@ -30,6 +30,13 @@ TORCH_LIBRARY(cutmix_ext, m) {
   m.def(
       "mixup_(Tensor(a!) images, Tensor labels, Tensor perm, Tensor lam, int? num_classes, "
       "float label_smoothing) -> Tensor");
+  // The general form, one launch for a batch that mixes kinds: inside box i, sample i pastes
+  // images[perm[i]] (mode 0, CutMix), blends lam[i] * own + (1 - lam[i]) * partner (1, MixUp,
+  // box = whole image) or writes `fill` (2, CutOut), by kind[i] (params.mode in Python). lam[i] is also the weight of i's own label.
+  // labels=None: no targets, (N, 0). Integer and bool images (masks) take modes 0 and 2.
+  m.def(
+      "mix_(Tensor(a!) images, Tensor? labels, Tensor perm, Tensor boxes, Tensor lam, "
+      "Tensor kind, float fill, int? num_classes, float label_smoothing) -> Tensor");
   // Out of place, differentiable, for activations: out[i] = x[i] outside box_i and x[perm[i]]
   // inside it. transpose=True is the adjoint (the backward): out[j] = x[j] outside box_j plus
   // x[s] inside box_s, s = perm^-1(j).

@@ -4,21 +4,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace cutmix_ext {
 namespace {
 
-ScalarKind image_scalar(const at::Tensor& images) {
+ScalarKind image_scalar(const at::Tensor& images, const char* name = "images") {
   switch (images.scalar_type()) {
     case at::kByte: return kU8;
     case at::kHalf: return kF16;
     case at::kBFloat16: return kBF16;
     case at::kFloat: return kF32;
     case at::kDouble: return kF64;
+    case at::kChar:
+    case at::kShort:
+    case at::kInt:
+    case at::kLong:
+    case at::kBool: return kBits;
     default:
-      TORCH_CHECK_TYPE(false, "images: unsupported dtype ", images.scalar_type(),
-                       "; expected uint8, float16, bfloat16, float32 or float64");
+      TORCH_CHECK_TYPE(false, name, ": unsupported dtype ", images.scalar_type(),
+                       "; expected uint8, float16, bfloat16, float32 or float64 (or an integer "
+                       "or bool mask for CutMix and CutOut)");
   }
 }
 
@@ -90,7 +97,12 @@ void describe_layout(const at::Tensor& images, MixArgs& m) {
 
 void describe_labels(const at::Tensor& images, const at::Tensor& labels,
                      std::optional<int64_t> num_classes, MixArgs& m) {
-  TORCH_CHECK_TYPE(labels.defined(), "labels: expected a tensor, got None");
+  if (!labels.defined()) {  // mix_ without labels: no targets (K = 0)
+    m.label_kind = kLabelF32;
+    m.labels = nullptr;
+    m.num_classes = 0;
+    return;
+  }
   TORCH_CHECK_VALUE(labels.device() == images.device(), "labels: expected on the images' device ",
                     images.device(), ", got ", labels.device());
   if (num_classes.has_value()) {
@@ -259,9 +271,11 @@ void check_image_shape(const at::Tensor& images) {
                     images.sizes());
 }
 
-Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
-               const at::Tensor& perm, const at::Tensor& params,
-               std::optional<int64_t> num_classes, double label_smoothing) {
+namespace {
+
+// The checks and the description shared by every in-place op, before its parameters.
+Plan describe_call(const at::Tensor& images, const at::Tensor& labels,
+                   std::optional<int64_t> num_classes, double label_smoothing) {
   Plan p;
   MixArgs& m = p.args;
   check_image_shape(images);
@@ -275,9 +289,60 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
                         label_smoothing < 1.0,
                     "label_smoothing: must be in [0, 1), got ", label_smoothing);
   m.smoothing = label_smoothing;
+  return p;
+}
 
+}  // namespace
+
+Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+               const at::Tensor& perm, const at::Tensor& params,
+               std::optional<int64_t> num_classes, double label_smoothing) {
+  Plan p = describe_call(images, labels, num_classes, label_smoothing);
+  TORCH_CHECK_TYPE(cutmix || p.args.scalar != kBits, "images: MixUp blends values, so it needs ",
+                   "uint8 or floating-point images, got ", images.scalar_type());
   describe_params(cutmix, perm, params, p);
-  if (!cutmix) merge_rows(m);
+  if (!cutmix) merge_rows(p.args);
+  return p;
+}
+
+Plan make_elem_plan(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& perm,
+                    const at::Tensor& boxes, const at::Tensor& lam, const at::Tensor& mode,
+                    double fill, std::optional<int64_t> num_classes, double label_smoothing) {
+  Plan p = describe_call(images, labels, num_classes, label_smoothing);
+  MixArgs& m = p.args;
+  describe_params(true, perm, boxes, p);
+  describe_lam(lam, p);  // overwrites only lam (and the shared flag, unused here)
+  TORCH_CHECK_TYPE(mode.defined() && (mode.scalar_type() == at::kLong ||
+                                      mode.scalar_type() == at::kChar ||
+                                      mode.scalar_type() == at::kByte),
+                   "params.mode: expected an int64 or int8 tensor, got ",
+                   mode.defined() ? c10::toString(mode.scalar_type()) : "None");
+  TORCH_CHECK_VALUE(mode.is_cpu(), "params.mode: expected a CPU tensor, got ", mode.device());
+  TORCH_CHECK_VALUE(mode.dim() == 1 && mode.size(0) == m.n, "params.mode: expected shape (", m.n,
+                    ",), got ", mode.sizes());
+  const at::Tensor md = mode.to(at::kLong);
+  const auto acc = md.accessor<int64_t, 1>();
+  bool any_fill = false;
+  for (int64_t i = 0; i < m.n; ++i) {
+    const int64_t v = acc[i];
+    TORCH_CHECK_VALUE(v == kModeCut || v == kModeBlend || v == kModeFill, "params.mode: entry ",
+                      i, " is ", v, "; expected 0 (paste), 1 (blend) or 2 (fill)");
+    TORCH_CHECK_TYPE(v != kModeBlend || m.scalar != kBits, "params.mode: sample ", i,
+                     " blends (MixUp), which needs uint8 or floating-point images, got ",
+                     images.scalar_type());
+    p.table[i].mode = static_cast<int32_t>(v);
+    any_fill = any_fill || v == kModeFill;
+  }
+  m.fill_bits = 0;
+  if (any_fill) {
+    TORCH_CHECK_VALUE(images.is_floating_point() || (std::isfinite(fill) && std::abs(fill) < 1e18),
+                      "fill: ", fill, " is not a value of dtype ", images.scalar_type());
+    const at::Tensor f = at::scalar_tensor(fill, at::kDouble).to(images.scalar_type());
+    TORCH_CHECK_VALUE(images.is_floating_point() || f.to(at::kDouble).item<double>() == fill,
+                      "fill: ", fill, " is not a value of dtype ", images.scalar_type());
+    std::memcpy(&m.fill_bits, f.data_ptr(), f.element_size());
+  }
+  p.shared = false;  // the kernels read every sample's mode from the table
   return p;
 }
 
@@ -326,7 +391,9 @@ GatherPlan make_gather_plan(bool cutmix, bool transpose, const at::Tensor& x,
                         x.size(-1) < std::numeric_limits<int32_t>::max() &&
                         x.size(-2) < std::numeric_limits<int32_t>::max(),
                     "x: batch size, height and width must be below 2^31, got shape ", x.sizes());
-  const ScalarKind scalar = image_scalar(x);
+  const ScalarKind scalar = image_scalar(x, "x");
+  TORCH_CHECK_TYPE(scalar != kBits, "x: expected uint8 or floating-point values, got ",
+                   x.scalar_type());
   // The transposed form adds two values where boxes overlap; only gradients take it.
   TORCH_CHECK_TYPE(!transpose || scalar != kU8, "x: the transposed (backward) form needs a "
                    "floating-point tensor, got ", x.scalar_type());

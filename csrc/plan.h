@@ -21,6 +21,12 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
                const at::Tensor& perm, const at::Tensor& params,
                std::optional<int64_t> num_classes, double label_smoothing);
 
+// The general op `mix_`: per sample a box, a mode (SampleMode) and lam, which weighs the
+// targets and, for kModeBlend, the pixels. labels may be undefined: no targets (K = 0).
+Plan make_elem_plan(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& perm,
+                    const at::Tensor& boxes, const at::Tensor& lam, const at::Tensor& mode,
+                    double fill, std::optional<int64_t> num_classes, double label_smoothing);
+
 // sampling="device": the same checks, without parameters. The kernels draw the table
 // themselves, so the plan visits the whole image and reads no host table.
 Plan make_drawn_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,

@@ -8,11 +8,11 @@ cutmix_ext.mixup(x, params), or the module cutmix_ext.nn.FeatureMix.
 """
 from ._library import CUDA_ARCHS, WITH_CUDA  # loads the compiled ops first
 from . import _fake  # noqa: F401, I001  (registers their fake kernels)
-from ._ops import (MixParams, cutmix, cutmix_, mix_targets, mixed_cross_entropy, mixup, mixup_,
-                   sample_params)
+from ._ops import (MixParams, cutmix, cutmix_, cutout_, mix_, mix_targets, mixed_cross_entropy, mixup,
+                   mixup_, sample_params)
 from . import nn  # noqa: E402
 
-__all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixed_cross_entropy", "mixup", "mixup_", "nn",
+__all__ = ["MixParams", "cutmix", "cutmix_", "cutout_", "mix_", "mix_targets", "mixed_cross_entropy", "mixup", "mixup_", "nn",
            "sample_params", "transforms", "WITH_CUDA", "CUDA_ARCHS"]
 __version__ = "0.1.0"
 

@@ -20,6 +20,13 @@ def _mixup_fake(images, labels, perm, lam, num_classes, label_smoothing):
     return _targets(images, labels, num_classes)
 
 
+@torch.library.register_fake("cutmix_ext::mix_")
+def _mix_fake(images, labels, perm, boxes, lam, kind, fill, num_classes, label_smoothing):
+    if labels is None:
+        return images.new_empty((images.shape[0], 0), dtype=torch.float32)
+    return _targets(images, labels, num_classes)
+
+
 def _gather_out(x):
     # The rule of out_format in csrc/plan.cpp.
     fmt = torch.contiguous_format

@@ -1,53 +1,19 @@
 """The front door: thin wrappers over the cutmix_ext ops. The C++ side checks every argument
 before it writes anything; what is checked here is only what the dispatcher would otherwise
 report unclearly (wrong types, devices, a build without CUDA kernels)."""
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
 
+from . import _sampling
 from ._library import WITH_CUDA
+from ._params import BLEND, PASTE, MixParams
+from ._sampling import BoxKind
 
 _ops = torch.ops.cutmix_ext
 
-__all__ = ["MixParams", "cutmix", "cutmix_", "mix_targets", "mixed_cross_entropy", "mixup", "mixup_",
-           "sample_params"]
-
-
-class MixParams(NamedTuple):
-    """What one call applied, on the CPU (CUDA tensors from sampling="device").
-
-    perm:  int64 (N,), sample i took from sample perm[i].
-    boxes: int64 (N, 4) as (x1, y1, x2, y2), half-open pixel coordinates; None for MixUp.
-    lam:   float64 (N,), the exact weight of each sample's own label.
-    size:  (H, W), the grid the boxes are on; None if unknown (parameters built by hand).
-    """
-
-    perm: torch.Tensor
-    boxes: Optional[torch.Tensor]
-    lam: torch.Tensor
-    size: Optional[Tuple[int, int]] = None
-
-    def at(self, height: int, width: int) -> "MixParams":
-        """The same draw on a height x width grid (a feature map): every box edge, as a fraction
-        of the grid, is rounded to the nearest line of the new grid (halves round up), and lam
-        becomes the exact area left on that grid. A box can vanish on a coarse grid (lam = 1).
-        MixUp parameters only change their size."""
-        for name, v in (("height", height), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        if self.boxes is None:
-            return self._replace(size=(height, width))
-        if self.size is None:
-            raise ValueError("params.size: unknown, so the boxes cannot be moved to another grid; "
-                             "build MixParams with size=(H, W) of the grid the boxes are on")
-        h0, w0 = self.size
-        b = self.boxes
-        x = torch.div(2 * b[:, 0::2] * width + w0, 2 * w0, rounding_mode="floor")
-        y = torch.div(2 * b[:, 1::2] * height + h0, 2 * h0, rounding_mode="floor")
-        boxes = torch.stack((x[:, 0], y[:, 0], x[:, 1], y[:, 1]), 1)
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        lam = 1.0 - area.double() / float(height * width)
-        return MixParams(self.perm, boxes, lam, (height, width))
+__all__ = ["MixParams", "cutmix", "cutmix_", "cutout_", "mix_", "mix_targets", "mixed_cross_entropy",
+           "mixup", "mixup_", "sample_params"]
 
 
 Pairing = Union[str, torch.Tensor]
@@ -55,28 +21,56 @@ Pairing = Union[str, torch.Tensor]
 
 def sample_params(size: Union[torch.Tensor, Sequence[int]], mode: str = "cutmix", *,
                   alpha: float = 1.0, pairing: Pairing = "roll", per_sample: bool = False,
-                  generator: Optional[torch.Generator] = None) -> MixParams:
-    """Draws the parameters `cutmix_`/`mixup_` would use for a batch of `size` (a tensor or its
-    shape (N, ..., H, W)), from `generator` (default: torch's default CPU generator).
+                  generator: Optional[torch.Generator] = None, box: BoxKind = "uniform",
+                  center_std: float = 0.125, label: str = "area", p: float = 1.0) -> MixParams:
+    """Draws the parameters `cutmix_`/`mixup_`/`cutout_` would use for a batch of `size` (a
+    tensor or its shape (N, ..., H, W)), from `generator` (default: torch's CPU generator).
 
     lam ~ Beta(alpha, alpha). CutMix boxes follow the paper and torchvision: centre uniform over
     the pixels, half-sides int(0.5 * sqrt(1 - lam) * W) and int(0.5 * sqrt(1 - lam) * H), clipped
     to the image; lam is then the exact area left. per_sample=False draws one lam and box for the
     batch. pairing: "roll" (i takes from i-1), "flip" (from N-1-i), "random" (a random
     permutation) or an int64 tensor of partners.
+
+    The paper's ablation variants (CutMix; box and p also for CutOut):
+      box="center_gaussian": the centre ~ Gaussian at the image centre, standard deviation
+          center_std * side, rounded and kept on the image.
+      box=16 or (h, w): a fixed-size box, centre uniform, clipped (lam is its area left).
+      label="onehot": the target is the label that covers more of the image (a tie keeps the
+          sample's own); label="complete": 0.5 / 0.5 wherever something was pasted.
+      p: the probability of mixing at all, per sample with per_sample=True, else per batch
+          (Scheduled CutMix raises it from 0 to 1 over training; see transforms.CutMix).
+    Parameters from a variant carry a per-sample `mode`, applied as drawn by `mix_`.
     """
-    if mode not in ("cutmix", "mixup"):
-        raise ValueError(f"mode: expected 'cutmix' or 'mixup', got {mode!r}")
+    if mode not in ("cutmix", "mixup", "cutout"):
+        raise ValueError(f"mode: expected 'cutmix', 'mixup' or 'cutout', got {mode!r}")
     shape = tuple(size.shape) if isinstance(size, torch.Tensor) else tuple(size)
     if len(shape) < 4:
         raise ValueError(f"size: expected a batch shape (N, C, H, W) or (N, ..., H, W), got {shape}")
-    cutmix = mode == "cutmix"
+    n, h, w = shape[0], shape[-2], shape[-1]
+    p = _sampling.check_probability(p)
+    _sampling.check_box(box, center_std)
+    _sampling.target_lam(torch.ones(0, dtype=torch.float64), label)
     name, perm = _check_sampling(alpha, pairing, generator)
-    drawn, boxes, lam = _ops.sample(shape[0], shape[-2], shape[-1], float(alpha), cutmix,
-                                    bool(per_sample), name, generator)
+    if mode == "cutout":
+        return _sampling.cutout(n, h, w, size=box, alpha=float(alpha), per_sample=per_sample, p=p,
+                                generator=generator)
+    if mode == "mixup" and (box != "uniform" or label != "area"):
+        raise ValueError("box, label: the box and label variants are CutMix's; MixUp takes p")
+    cutmix = mode == "cutmix"
+    if cutmix and (box != "uniform" or label != "area" or p < 1.0):
+        drawn = perm.to("cpu", torch.int64, copy=True) if perm is not None else \
+            _sampling.partners(n, name, generator)
+        return _sampling.cutmix_variant(n, h, w, alpha=float(alpha), perm=drawn,
+                                        per_sample=per_sample, box=box, center_std=center_std,
+                                        label=label, p=p, generator=generator)
+    drawn, boxes, lam = _ops.sample(n, h, w, float(alpha), cutmix, bool(per_sample), name, generator)
     if perm is not None:
         drawn = perm.to("cpu", torch.int64, copy=True)
-    return MixParams(drawn, boxes if cutmix else None, lam, (shape[-2], shape[-1]))
+    if not cutmix and p < 1.0:
+        keep = _sampling.applied(n if per_sample else min(n, 1), p, generator)
+        lam = torch.where(keep.expand(n) if not per_sample else keep, lam, 1.0)
+    return MixParams(drawn, boxes if cutmix else None, lam, (h, w))
 
 
 def _check_sampling(alpha, pairing, generator):
@@ -161,34 +155,149 @@ def _device_sampled(images, labels, num_classes, label_smoothing, alpha, cut, pe
     return targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
 
 
+def _general(params: MixParams, images: torch.Tensor) -> MixParams:
+    """params with every sample's mode set, as the op `mix_` takes them."""
+    if params.mode is not None:
+        return params
+    n = params.perm.shape[0]
+    if params.boxes is None:
+        h, w = images.shape[-2:]
+        return params._replace(boxes=torch.tensor([[0, 0, w, h]]).expand(n, 4).contiguous(),
+                               mode=torch.full((n,), BLEND, dtype=torch.int8))
+    lam = 1.0 - ((params.boxes[:, 2] - params.boxes[:, 0]) *
+                 (params.boxes[:, 3] - params.boxes[:, 1])).double() / float(images.shape[-2] * images.shape[-1])
+    return params._replace(lam=lam, mode=torch.full((n,), PASTE, dtype=torch.int8))
+
+
+def _check_masks(masks, images, params):
+    if not isinstance(masks, torch.Tensor):
+        raise TypeError(f"masks: expected a tensor, got {type(masks).__name__}")
+    n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
+    if masks.shape not in ((n, h, w), (n, 1, h, w)):
+        raise ValueError(f"masks: expected shape (N, H, W) = ({n}, {h}, {w}) or (N, 1, H, W), got "
+                         f"{tuple(masks.shape)}")
+    if masks.device != images.device:
+        raise ValueError(f"masks: expected on the images' device {images.device}, got {masks.device}")
+    if params.mode is not None and bool((params.mode == BLEND).any()):
+        raise ValueError("masks: a MixUp sample blends pixels, which has no meaning for a "
+                         "segmentation mask; masks go with CutMix only")
+
+
+def _check_targets_kind(targets, labels):
+    if targets not in ("dense", "compact"):
+        raise ValueError(f"targets: expected 'dense' or 'compact', got {targets!r}")
+    if targets == "compact" and labels.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"targets: 'compact' needs class-index labels (int64/int32), got dtype "
+                         f"{labels.dtype}")
+
+
+def mix_(images: torch.Tensor, labels: Optional[torch.Tensor], params: MixParams,
+         num_classes: Optional[int] = None, *, label_smoothing: float = 0.0, fill: float = 0.0,
+         masks: Optional[torch.Tensor] = None, targets: str = "dense"):
+    """Applies any MixParams in place in one launch: each sample pastes (CutMix), blends (MixUp)
+    or fills (CutOut) inside its own box, by params.mode (derived from the params when None),
+    and the targets weigh each sample's own label by params.lam as given.
+
+    labels: as in `cutmix_`, or None for no targets. masks: an (N, H, W) or (N, 1, H, W)
+    segmentation mask (any integer dtype) that gets the same boxes and partners (CutMix samples
+    only; CutOut fills it with `fill`). targets="compact" returns (y_a, y_b, lam) = (labels,
+    labels[perm], lam) instead of the dense (N, K), and the kernel writes no targets at all.
+    Returns (images, targets)."""
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
+    if labels is not None:
+        _check_call(images, labels, num_classes, label_smoothing, None, True)
+        _check_targets_kind(targets, labels)
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)):
+        raise TypeError(f"fill: expected a number, got {type(fill).__name__}")
+    g = _general(params, images)
+    _check_params(g, images, True)
+    if g.mode.device.type != "cpu":
+        raise ValueError(f"params.mode: expected a CPU tensor, got {g.mode.device}")
+    if masks is not None:
+        _check_masks(masks, images, g)
+    dense = labels is not None and targets == "dense"
+    out = _ops.mix_(images, labels if dense else None, g.perm, g.boxes, g.lam, g.mode, float(fill),
+                    num_classes, float(label_smoothing))
+    if masks is not None:
+        _mix_masks(masks, g, fill)
+    if labels is None:
+        return images, None
+    return images, out if dense else _compact(labels, g)
+
+
+def _mix_masks(masks, g, fill=0.0):
+    _ops.mix_(masks.unsqueeze(1) if masks.dim() == 3 else masks, None, g.perm, g.boxes, g.lam, g.mode,
+              float(fill), None, 0.0)
+
+
+def mix_masks_(masks: torch.Tensor, images: torch.Tensor, params: MixParams) -> None:
+    """Cuts and pastes an (N, H, W) or (N, 1, H, W) mask with the boxes and partners that
+    `params` applied to `images`."""
+    g = _general(params, images)
+    _check_masks(masks, images, g)
+    _mix_masks(masks, g)
+
+
+def _compact(labels, params):
+    perm = params.perm.to(labels.device, non_blocking=True)
+    return labels, labels[perm], params.lam.to(labels.device, non_blocking=True)
+
+
+def _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets, return_params):
+    """Applies drawn or given params through `mix_` (masks, compact targets, per-sample modes)."""
+    images, t = mix_(images, labels, params, num_classes, label_smoothing=label_smoothing,
+                     masks=masks, targets=targets)
+    return (images, t, params) if return_params else (images, t)
+
+
 def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int] = None, *,
             alpha: float = 1.0, label_smoothing: float = 0.0, pairing: Pairing = "roll",
             per_sample: bool = False, generator: Optional[torch.Generator] = None,
             params: Optional[MixParams] = None, return_params: bool = False,
-            sampling: str = "host"):
+            sampling: str = "host", box: BoxKind = "uniform", center_std: float = 0.125,
+            label: str = "area", p: float = 1.0, masks: Optional[torch.Tensor] = None,
+            targets: str = "dense"):
     """CutMix in place: images[i][..., y1:y2, x1:x2] = images[perm[i]][..., y1:y2, x1:x2].
 
-    images: (N, C, H, W) or (N, ..., H, W); uint8, float16, bfloat16, float32 or float64;
-        contiguous or channels_last; CPU or CUDA. Mutated and returned.
+    images: (N, C, H, W) or (N, ..., H, W); uint8, float16, bfloat16, float32 or float64 (or an
+        integer mask); contiguous or channels_last; CPU or CUDA. Mutated and returned.
     labels: class indices (N,) (int64/int32, with num_classes) or soft targets (N, K).
     Returns (images, targets[, params]): targets float32 (N, K) on the images' device,
     targets[i] = lam[i] * s(labels[i]) + (1 - lam[i]) * s(labels[perm[i]]) with
     s(y) = (1 - label_smoothing) * y + label_smoothing / K and lam the exact area left to i.
     params replays a previous call's MixParams exactly; nothing is then sampled.
+    box, center_std, label, p: the paper's variants, see `sample_params`.
+    masks: an (N, H, W) or (N, 1, H, W) segmentation mask, cut and pasted with the same boxes
+    and partners. targets="compact": (y_a, y_b, lam) instead of the (N, K) targets, for very
+    large K with `mixed_cross_entropy`.
     sampling="device" (CUDA images, N <= 1024) draws inside the kernel from torch's CUDA
     generator instead of on the host, so that a captured CUDA graph draws new parameters on
     every replay; the returned params are then CUDA tensors. Its "random" pairing is a keyed
     pseudo-random permutation rather than a uniform shuffle, and it carries no gradient.
     """
     _check_call(images, labels, num_classes, label_smoothing, params, True)
+    _check_targets_kind(targets, labels)
+    plain = box == "uniform" and label == "area" and p == 1.0 and masks is None and targets == "dense"
     if _check_sampling_mode(sampling, images, params, pairing):
+        if not plain:
+            raise ValueError("sampling: 'device' draws the paper's default CutMix; box, label, p, "
+                             "masks and compact targets need sampling='host'")
         targets, params = _device_sampled(images, labels, num_classes, label_smoothing, alpha,
                                           True, per_sample, pairing, generator)
-    elif params is None:
+    elif params is None and plain:
         name, perm = _check_sampling(alpha, pairing, generator)
         targets, *drawn = _ops.cutmix_sampled_(images, labels, num_classes, float(label_smoothing),
                                                float(alpha), name, perm, bool(per_sample), generator)
         params = MixParams(*drawn, tuple(images.shape[-2:]))
+    elif params is None:
+        params = sample_params(images, "cutmix", alpha=alpha, pairing=pairing, per_sample=per_sample,
+                               generator=generator, box=box, center_std=center_std, label=label, p=p)
+        return _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets,
+                           return_params)
+    elif params.mode is not None or not plain:
+        return _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets,
+                           return_params)
     else:
         targets = _ops.cutmix_(images, labels, params.perm, params.boxes, num_classes,
                                float(label_smoothing))
@@ -199,26 +308,54 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
            alpha: float = 1.0, label_smoothing: float = 0.0, pairing: Pairing = "roll",
            per_sample: bool = False, generator: Optional[torch.Generator] = None,
            params: Optional[MixParams] = None, return_params: bool = False,
-           sampling: str = "host"):
+           sampling: str = "host", p: float = 1.0, targets: str = "dense"):
     """MixUp in place: images[i] = lam[i] * images[i] + (1 - lam[i]) * images[perm[i]], computed
     in float32 (float64 for float64 images) and rounded once (to nearest, clamped, for uint8).
 
     Arguments and targets as in `cutmix_`; lam ~ Beta(alpha, alpha), params.boxes is None.
+    p: the probability of mixing (per sample with per_sample=True, else per batch).
     """
     _check_call(images, labels, num_classes, label_smoothing, params, False)
+    _check_targets_kind(targets, labels)
     if _check_sampling_mode(sampling, images, params, pairing):
+        if p != 1.0 or targets != "dense":
+            raise ValueError("sampling: 'device' draws the default MixUp; p and compact targets "
+                             "need sampling='host'")
         targets, params = _device_sampled(images, labels, num_classes, label_smoothing, alpha,
                                           False, per_sample, pairing, generator)
-    elif params is None:
+    elif params is None and p == 1.0 and targets == "dense":
         name, perm = _check_sampling(alpha, pairing, generator)
         targets, perm, _, lam = _ops.mixup_sampled_(images, labels, num_classes,
                                                     float(label_smoothing), float(alpha), name,
                                                     perm, bool(per_sample), generator)
         params = MixParams(perm, None, lam, tuple(images.shape[-2:]))
     else:
+        if params is None:
+            params = sample_params(images, "mixup", alpha=alpha, pairing=pairing,
+                                   per_sample=per_sample, generator=generator, p=p)
+        if targets == "compact":
+            return _after_draw(images, labels, num_classes, label_smoothing, params, None, targets,
+                               return_params)
         targets = _ops.mixup_(images, labels, params.perm, params.lam, num_classes,
                               float(label_smoothing))
     return (images, targets, params) if return_params else (images, targets)
+
+
+def cutout_(images: torch.Tensor, *, size: BoxKind = 16, fill: float = 0.0, per_sample: bool = True,
+            p: float = 1.0, generator: Optional[torch.Generator] = None,
+            params: Optional[MixParams] = None, return_params: bool = False):
+    """CutOut (DeVries & Taylor, 2017), the baseline of the CutMix paper, in place: a size x size
+    (or (h, w)) box, centre uniform over the pixels and clipped, is set to `fill`; labels do not
+    change. size="uniform" draws the box as CutMix does, from lam ~ Beta(1, 1). One box per
+    sample (per_sample=True) or for the batch; p: the probability per box.
+    Returns images, or (images, params)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images: expected a tensor, got {type(images).__name__}")
+    if params is None:
+        params = sample_params(images, "cutout", per_sample=per_sample, generator=generator, box=size,
+                               p=p)
+    mix_(images, None, params, fill=fill)
+    return (images, params) if return_params else images
 
 
 def cutmix(x: torch.Tensor, params: MixParams) -> torch.Tensor:

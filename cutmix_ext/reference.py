@@ -4,7 +4,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["cutmix_reference", "mixup_reference", "mixed_targets_reference"]
+__all__ = ["cutmix_reference", "mix_reference", "mixup_reference", "mixed_targets_reference"]
 
 
 def mixed_targets_reference(labels: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor,
@@ -51,3 +51,30 @@ def mixup_reference(images: torch.Tensor, labels: torch.Tensor, perm: torch.Tens
         out = out.round().clamp(0, 255)
     return out.to(images.dtype), mixed_targets_reference(labels, perm, lam, num_classes,
                                                          label_smoothing)
+
+
+def mix_reference(images: torch.Tensor, labels: Optional[torch.Tensor], perm: torch.Tensor,
+                  boxes: torch.Tensor, lam: torch.Tensor, mode: torch.Tensor,
+                  num_classes: Optional[int] = None, label_smoothing: float = 0.0,
+                  fill: float = 0.0):
+    """The general op, sample by sample: inside box i, mode 0 pastes images[perm[i]], mode 1
+    blends lam[i] * own + (1 - lam[i]) * partner (rounded as mixup_reference), mode 2 writes
+    fill. Returns (mixed copy, targets with lam as given, or None without labels)."""
+    out = images.clone()
+    compute = torch.float64 if images.dtype == torch.float64 else torch.float32
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        j, kind = int(perm[i]), int(mode[i])
+        if kind == 0:
+            out[i, ..., y1:y2, x1:x2] = images[j, ..., y1:y2, x1:x2]
+        elif kind == 1:
+            wa = torch.tensor(float(lam[i]), dtype=torch.float64).to(compute)
+            wb = torch.tensor(1.0 - float(lam[i]), dtype=torch.float64).to(compute)
+            v = images[i, ..., y1:y2, x1:x2].to(compute) * wa + images[j, ..., y1:y2, x1:x2].to(compute) * wb
+            if images.dtype == torch.uint8:
+                v = v.round().clamp(0, 255)
+            out[i, ..., y1:y2, x1:x2] = v.to(images.dtype)
+        else:
+            out[i, ..., y1:y2, x1:x2] = fill
+    if labels is None:
+        return out, None
+    return out, mixed_targets_reference(labels, perm, lam, num_classes, label_smoothing)

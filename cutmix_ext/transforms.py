@@ -1,9 +1,12 @@
-"""Drop-in replacements for torchvision.transforms.v2.CutMix and MixUp: the same call and input
-handling, mixing in place with cutmix_ext's kernels.
+"""Drop-in replacements, mixing in place with cutmix_ext's kernels:
 
     from cutmix_ext.transforms import CutMix, MixUp   # instead of torchvision.transforms.v2
     cutmix = CutMix(num_classes=NUM_CLASSES)
     images, labels = cutmix(images, labels)
+
+    from cutmix_ext.transforms import Mixup, FastCollateMixup   # instead of timm.data
+    mixup_fn = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=1000)
+    images, targets = mixup_fn(images, labels)
 """
 import collections.abc
 from typing import Any, Callable, Optional, Union
@@ -11,9 +14,10 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ._ops import MixParams, cutmix_, mixup_
+from . import _sampling
+from ._ops import MixParams, cutmix_, mix_, mix_masks_, mixup_
 
-__all__ = ["CutMix", "MixUp"]
+__all__ = ["CutMix", "FastCollateMixup", "Mixup", "MixUp"]
 
 try:  # torchvision's tensor subclasses, only to recognise images and videos among the inputs
     from torchvision import tv_tensors as _tv
@@ -55,8 +59,15 @@ class _Mix(torch.nn.Module):
     def __init__(self, *, alpha: float = 1.0, num_classes: Optional[int] = None,
                  labels_getter: Union[str, Callable[[Any], torch.Tensor]] = "default",
                  label_smoothing: float = 0.0, pairing: str = "roll", per_sample: bool = False,
-                 generator: Optional[torch.Generator] = None) -> None:
+                 generator: Optional[torch.Generator] = None, p: float = 1.0,
+                 schedule_steps: Optional[int] = None, **variant: Any) -> None:
         super().__init__()
+        _sampling.check_probability(p)
+        if schedule_steps is not None and (isinstance(schedule_steps, bool) or
+                                           not isinstance(schedule_steps, int) or schedule_steps <= 0):
+            raise ValueError(f"schedule_steps: expected a positive int or None, got {schedule_steps!r}")
+        self.p, self.schedule_steps, self.steps = float(p), schedule_steps, 0
+        self._variant = variant
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"alpha: must be a positive number, got {alpha!r}")
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
@@ -106,14 +117,29 @@ class _Mix(torch.nn.Module):
             if x.shape[0] != labels.shape[0]:
                 raise ValueError(f"images: batch size {x.shape[0]} does not match the labels' "
                                  f"{labels.shape[0]}")
+        masks = [i for i, x in enumerate(flat) if _tv is not None and isinstance(x, _tv.Mask)]
+        if masks and not self._cutmix:
+            raise ValueError("masks: MixUp blends pixels, which has no meaning for a segmentation "
+                             "mask; masks go with CutMix only")
         k = self.num_classes if labels.ndim == 1 else None
         fn = cutmix_ if self._cutmix else mixup_
         first = flat[targets[0]]
+        n, h, w = first.shape[0], first.shape[-2], first.shape[-1]
+        for i in masks:  # checked before anything is mixed
+            if tuple(flat[i].shape) not in ((n, h, w), (n, 1, h, w)):
+                raise ValueError(f"masks: expected shape (N, H, W) = ({n}, {h}, {w}) or (N, 1, H, W), "
+                                 f"got {tuple(flat[i].shape)}")
+        p = self.p
+        if self.schedule_steps is not None:  # Scheduled CutMix: p rises linearly from 0 to p
+            p = p * min(1.0, self.steps / self.schedule_steps)
+        self.steps += 1
         _, mixed, params = fn(first, labels, k, alpha=self.alpha, label_smoothing=self.label_smoothing,
                               pairing=self.pairing, per_sample=self.per_sample,
-                              generator=self.generator, return_params=True)
+                              generator=self.generator, return_params=True, p=p, **self._variant)
         for i in targets[1:]:  # the other images of the sample get the same draw
             fn(flat[i], labels, k, params=params)
+        for i in masks:
+            mix_masks_(flat[i].as_subclass(torch.Tensor), first, params)
         self.last_params = params
         flat[label_at] = mixed
         return tree_unflatten(flat, spec)
@@ -123,12 +149,92 @@ class CutMix(_Mix):
     """torchvision.transforms.v2.CutMix, in place: the same call, inputs and labels_getter; images
     (uint8 too) keep their layout; labels come back as float32 (N, K). Extra keyword arguments
     give what torchvision lacks: label_smoothing, pairing ("roll" as torchvision, "flip",
-    "random"), per_sample boxes and a generator. `last_params` holds the last draw."""
+    "random"), per_sample boxes, a generator, p (the probability of mixing) and
+    schedule_steps (Scheduled CutMix: p rises linearly from 0 to p over that many calls), and
+    the paper's variants box=, center_std=, label= (see cutmix_ext.sample_params). A
+    tv_tensors.Mask among the inputs ((N, H, W) or (N, 1, H, W)) is cut and pasted with the same
+    boxes and partners. `last_params` holds the last draw."""
 
     _cutmix = True
 
 
 class MixUp(_Mix):
-    """torchvision.transforms.v2.MixUp, in place (uint8 rounded once); see CutMix."""
+    """torchvision.transforms.v2.MixUp, in place (uint8 rounded once); see CutMix (p and
+    schedule_steps too)."""
 
     _cutmix = False
+
+
+class Mixup:
+    """timm.data.Mixup, in place and in one kernel launch: the same arguments, defaults and
+    `mixup_fn(x, target) -> (x, target)` with float32 (N, K) smoothed targets, for modes
+    'batch', 'pair' and 'elem'. In 'pair' and 'elem' every sample chooses CutMix or MixUp
+    with its own lam and box, and the whole batch is still one launch (timm loops over the
+    samples in Python on a clone of the batch). Odd batch sizes work (timm asserts an even
+    one); uint8 and channels_last inputs too. Draws come from `generator` (default: torch's
+    CPU generator) instead of numpy's global one. `mixup_enabled` turns mixing off, as in
+    timm; `last_params` holds the last draw."""
+
+    def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0,
+                 cutmix_minmax: Optional[tuple] = None, prob: float = 1.0, switch_prob: float = 0.5,
+                 mode: str = "batch", correct_lam: bool = True, label_smoothing: float = 0.1,
+                 num_classes: int = 1000, *, generator: Optional[torch.Generator] = None) -> None:
+        for name, v in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"{name}: must be a non-negative number, got {v!r}")
+        if cutmix_minmax is not None:
+            if len(cutmix_minmax) != 2 or not 0 <= cutmix_minmax[0] < cutmix_minmax[1] <= 1:
+                raise ValueError(f"cutmix_minmax: expected (min, max) with 0 <= min < max <= 1, got "
+                                 f"{cutmix_minmax!r}")
+            cutmix_alpha = 1.0  # as timm: the box sides come from the range, lam only gates
+        if mixup_alpha == 0 and cutmix_alpha == 0:
+            raise ValueError("mixup_alpha, cutmix_alpha: one of them must be positive (or "
+                             "cutmix_minmax given)")
+        if mode not in ("batch", "pair", "elem"):
+            raise ValueError(f"mode: expected 'batch', 'pair' or 'elem', got {mode!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
+            raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
+        self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
+        self.cutmix_minmax = tuple(cutmix_minmax) if cutmix_minmax is not None else None
+        self.mix_prob = _sampling.check_probability(prob, "prob")
+        self.switch_prob = _sampling.check_probability(switch_prob, "switch_prob")
+        self.mode, self.correct_lam = mode, bool(correct_lam)
+        if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing: must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing, self.num_classes = float(label_smoothing), num_classes
+        self.generator = generator
+        self.mixup_enabled = True
+        self.last_params: Optional[MixParams] = None
+
+    def sample(self, x: torch.Tensor) -> MixParams:
+        """The parameters of one call for a batch shaped like x (partner of i: N-1-i)."""
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        return _sampling.timm(n, h, w, mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
+                              cutmix_minmax=self.cutmix_minmax,
+                              prob=self.mix_prob if self.mixup_enabled else 0.0,
+                              switch_prob=self.switch_prob, mode=self.mode,
+                              correct_lam=self.correct_lam, generator=self.generator)
+
+    def __call__(self, x: torch.Tensor, target: torch.Tensor):
+        if not isinstance(x, torch.Tensor) or x.dim() < 4:
+            raise ValueError(f"x: expected a batch tensor (N, C, H, W), got "
+                             f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}")
+        self.last_params = self.sample(x)
+        return mix_(x, target, self.last_params, self.num_classes,
+                    label_smoothing=self.label_smoothing)
+
+
+class FastCollateMixup(Mixup):
+    """timm.data.FastCollateMixup: a collate_fn for DataLoader workers that stacks uint8 images
+    (numpy CHW arrays or tensors) with their int labels and mixes the batch in place (MixUp
+    rounded to nearest, as timm). Returns (uint8 images (N, C, H, W), float32 targets (N, K)).
+    timm's 'half' mode is not offered."""
+
+    def __call__(self, batch, _=None):
+        if not batch:
+            raise ValueError("batch: empty")
+        images = torch.stack([torch.as_tensor(b[0]) for b in batch])
+        if images.dtype != torch.uint8:
+            raise ValueError(f"batch: expected uint8 images, got {images.dtype}")
+        target = torch.as_tensor([int(b[1]) for b in batch], dtype=torch.int64)
+        return super().__call__(images, target)

@@ -19,6 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] installing ${missing[*]}"
   "$PY" -m pip install --quiet "${missing[@]}"
 fi
+# timm, for the tests of the timm drop-ins against timm itself: --no-deps, so it cannot replace torch.
+if ! have timm.data; then
+  echo "[setup] installing timm (--no-deps)"
+  "$PY" -m pip install --quiet --no-deps timm || echo "[setup] timm not installed: its tests will skip"
+fi
 
 echo "[setup] building cutmix_ext (log: build/build.log)"
 mkdir -p build

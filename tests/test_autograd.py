@@ -210,7 +210,7 @@ def test_bad_input_leaves_tensors_untouched(device, gen):
         (lambda: cutmix_ext.cutmix(x, other_n), ValueError, r"params.perm: expected shape \(6,\)"),
         (lambda: cutmix_ext.mixup(x, other_n._replace(boxes=None)), ValueError, r"params.perm"),
         (lambda: cutmix_ext.cutmix(x, other_grid), ValueError, r"params: boxes drawn on a 16x16 grid.*at\(8, 8\)"),
-        (lambda: cutmix_ext.cutmix(x, MixParams(p.perm, p.boxes + 3, p.lam)), ValueError,
+        (lambda: cutmix_ext.cutmix(x, MixParams(p.perm, p.boxes + 9, p.lam)), ValueError,
          r"params.boxes: row 0 .* not a box inside the 8x8"),
         (lambda: cutmix_ext.cutmix(x, p._replace(perm=p.perm.to("meta"))), ValueError,
          r"params.perm: expected a CPU tensor, got meta"),

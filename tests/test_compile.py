@@ -26,6 +26,37 @@ def test_opcheck(op, device, gen):
         torch.library.opcheck(fn, args)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_general_op(device, gen):
+    from test_general import rand_general, rand_mask
+
+    images = rand_images((9, 3, 10, 12), torch.float32, gen, device)
+    p = rand_general(9, 10, 12, gen)
+    for labels, k in ((rand_labels(9, 6, "int64", gen, device), 6), (None, None)):
+        torch.library.opcheck(torch.ops.cutmix_ext.mix_.default,
+                              (images, labels, p.perm, p.boxes, p.lam, p.mode, 2.0, k, 0.1))
+    masks = rand_mask((9, 1, 10, 12), torch.int64, gen).to(device)
+    p = rand_general(9, 10, 12, gen, modes=(0, 2))
+    torch.library.opcheck(torch.ops.cutmix_ext.mix_.default,
+                          (masks, None, p.perm, p.boxes, p.lam, p.mode, 3.0, None, 0.0))
+
+
+def test_general_op_compiles_fullgraph(gen):
+    images = torch.rand(6, 3, 8, 8, generator=gen)
+    labels = torch.randint(0, 4, (6,), generator=gen)
+    from test_general import rand_general
+
+    p = rand_general(6, 8, 8, gen)
+
+    def step(x, y):
+        return torch.ops.cutmix_ext.mix_(x, y, p.perm, p.boxes, p.lam, p.mode, 0.0, 4, 0.1)
+
+    eager, compiled = images.clone(), images.clone()
+    t_eager = step(eager, labels)
+    t_compiled = torch.compile(step, fullgraph=True)(compiled, labels)
+    assert torch.equal(eager, compiled) and torch.equal(t_eager, t_compiled)
+
+
 def test_fake_sampler_shapes():
     from torch._subclasses.fake_tensor import FakeTensorMode
 

@@ -150,6 +150,35 @@ def test_gather_kernel_matches_cpu_backend(emulated, op, dtype, layout, gen):
                 assert torch.equal(got, want), (shape, per_sample, pairing, transpose)
 
 
+@pytest.mark.parametrize("dtype", DTYPES + [torch.int64, torch.int16, torch.bool], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped"])
+def test_general_kernel_matches_cpu_backend(emulated, dtype, layout, gen):
+    """The per-sample paste / blend / fill kernel (op `mix_`), bit for bit, with and without
+    labels, the table inline or in memory; integer images paste and fill only."""
+    from test_general import rand_general, rand_mask
+
+    elem = torch.ops.cutmix_ext_emulated.elem
+    modes = (0, 1, 2) if dtype.is_floating_point or dtype == torch.uint8 else (0, 2)
+    for shape in [(1, 3, 5, 7), (7, 3, 9, 16), (12, 2, 6, 33), (40, 1, 3, 8)]:
+        if dtype.is_floating_point or dtype == torch.uint8:
+            x = rand_images(shape, dtype, gen, "cpu", layout)
+        else:
+            x = rand_mask(shape, dtype, gen)
+            x = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+        p = rand_general(shape[0], shape[-2], shape[-1], gen, modes)
+        labels = rand_labels(shape[0], 5, "int64", gen) if modes == (0, 1, 2) else None
+        want = x.clone()
+        _, t_want = cutmix_ext.mix_(want, labels, p, 5 if labels is not None else None,
+                                    label_smoothing=0.1, fill=1)
+        for table_in_memory in [False, True]:
+            got = x.clone()
+            t_got = elem(got, labels, p.perm, p.boxes, p.lam, p.mode, 1.0,
+                         5 if labels is not None else None, 0.1, table_in_memory)
+            assert torch.equal(got, want), (shape, table_in_memory)
+            if labels is not None:
+                assert torch.equal(t_got, t_want)
+
+
 # ---- sampling="device": the kernels draw their own parameters (CUDA graphs) ----
 
 def test_philox_stream_is_torchs(emulated):

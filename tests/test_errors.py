@@ -34,7 +34,7 @@ def mixup_params(lam, perm=None):
 # (name, op, kwargs changed from the good call, exception, pattern the message must match)
 CASES = [
     ("3-d images", "cutmix", dict(images=lambda x: x[0]), ValueError, r"images: expected a batch .* got shape \[3, 8, 10\]"),
-    ("int32 images", "cutmix", dict(images=lambda x: x.int()), TypeError, r"images.*Int"),
+    ("complex images", "cutmix", dict(images=lambda x: x.to(torch.complex64)), TypeError, r"images: unsupported dtype ComplexFloat"),
     ("bool images", "mixup", dict(images=lambda x: x > 0), TypeError, r"images.*Bool"),
     ("images not a tensor", "cutmix", dict(images=lambda x: x.tolist()), TypeError, r"images.*list"),
     ("expanded images", "cutmix", dict(images=lambda x: x[:1].expand(N, C, H, W)), ValueError, r"images.*overlapping"),

@@ -127,3 +127,35 @@ def test_bad_input_like_torchvision(gen):
         T.CutMix(alpha=0)
     assert torch.equal(images, before)
     assert cutmix_ext.transforms.CutMix is T.CutMix
+
+
+def test_masks_among_the_inputs_get_the_same_boxes(gen):
+    """A tv_tensors.Mask in the sample (vision#9215) is cut and pasted with the images' boxes and
+    partners; torchvision refuses it. MixUp refuses it too: blended class indices mean nothing."""
+    images = tv_tensors.Image(rand_images((6, 3, 12, 16), torch.float32, gen))
+    masks = tv_tensors.Mask(torch.randint(0, 5, (6, 12, 16), generator=gen))
+    labels = rand_labels(6, NUM_CLASSES, "int64", gen)
+    before, mask_before = images.clone(), masks.clone()
+    cut = T.CutMix(num_classes=NUM_CLASSES, per_sample=True, pairing="random", generator=gen)
+    out = cut({"image": images, "mask": masks, "labels": labels})
+    p = cut.last_params
+    want = cutmix_reference(before.as_subclass(torch.Tensor), labels, p.perm, p.boxes, NUM_CLASSES)[0]
+    m_want = cutmix_reference(mask_before.as_subclass(torch.Tensor)[:, None], labels, p.perm, p.boxes,
+                              NUM_CLASSES)[0][:, 0]
+    assert torch.equal(out["image"], want) and torch.equal(out["mask"], m_want)
+    assert isinstance(out["mask"], tv_tensors.Mask)
+    with pytest.raises(ValueError, match="masks: MixUp blends pixels"):
+        T.MixUp(num_classes=NUM_CLASSES)({"image": images, "mask": masks, "labels": labels})
+
+
+def test_variants_and_schedule_pass_through(gen):
+    images = rand_images((8, 3, 16, 16), torch.float32, gen)
+    labels = rand_labels(8, NUM_CLASSES, "int64", gen)
+    cut = T.CutMix(num_classes=NUM_CLASSES, per_sample=True, box="center_gaussian", label="onehot",
+                   generator=gen)
+    _, targets = cut(images, labels)
+    assert bool(((targets == 1) | (targets == 0)).all()) and cut.last_params.mode is not None
+    sched = T.MixUp(num_classes=NUM_CLASSES, schedule_steps=5, generator=gen)
+    before = images.clone()
+    sched(images, labels)  # step 0 of the schedule: p = 0, nothing mixes
+    assert torch.equal(images, before)

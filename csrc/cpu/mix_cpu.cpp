@@ -201,6 +201,75 @@ void mixup_cpu(const Plan& p, const Cycles& cyc) {
   });
 }
 
+// The general op: each sample pastes, blends or fills inside its own box. The same cycle walk
+// as CutMix over the rows the union of the boxes crosses; only the step differs per sample.
+template <typename T>
+void elem_step(const Sample& s, int64_t q, T* dst, const T* src, uint64_t fill_bits) {
+  const int64_t e0 = s.x1 * q, e1 = s.x2 * q;
+  if (e1 <= e0) return;
+  switch (s.mode) {
+    case kModeCut:
+      copy_bytes(reinterpret_cast<char*>(dst + e0), reinterpret_cast<const char*>(src + e0),
+                 (e1 - e0) * static_cast<int64_t>(sizeof(T)));
+      break;
+    case kModeBlend: blend(dst + e0, dst + e0, src + e0, e1 - e0, s.lam, 1.0 - s.lam); break;
+    default: {
+      T v;
+      std::memcpy(&v, &fill_bits, sizeof(T));
+      std::fill(dst + e0, dst + e1, v);
+    }
+  }
+}
+
+template <typename T>
+void elem_cpu(const Plan& p, const Cycles& cyc) {
+  const MixArgs& m = p.args;
+  const Sample* table = p.table.data();
+  const int64_t rows_h = m.uy2 - m.uy1;
+  const int64_t rows = m.a * rows_h;
+  if (rows == 0) return;
+  const int64_t span = (m.ux2 - m.ux1) * m.q;  // elements of a row inside the union
+  T* base = static_cast<T*>(m.images);
+  const int64_t block = std::clamp<int64_t>(kBlockBytes / (span * sizeof(T)), 1, kMaxRowBlock);
+  at::parallel_for(0, rows, grain_for(m.n * span * sizeof(T)), [&](int64_t r0, int64_t r1) {
+    std::vector<T> saved(block * span);
+    int64_t y[kMaxRowBlock], off[kMaxRowBlock];
+    for (int64_t rb = r0; rb < r1; rb += block) {
+      const int64_t nr = std::min(block, r1 - rb);
+      for (int64_t k = 0; k < nr; ++k) {
+        y[k] = m.uy1 + (rb + k) % rows_h;
+        off[k] = ((rb + k) / rows_h) * m.stride_a + y[k] * m.stride_h;
+      }
+      // Sample i's rows of the block, each step taking from `src` (a sample, or the saved rows).
+      auto step = [&](int64_t i, const T* src_sample, bool from_saved) {
+        const Sample& s = table[i];
+        T* own = base + i * m.stride_n;
+        for (int64_t k = 0; k < nr; ++k) {
+          if (y[k] < s.y1 || y[k] >= s.y2) continue;
+          const T* src = from_saved ? saved.data() + k * span - m.ux1 * m.q : src_sample + off[k];
+          elem_step(s, m.q, own + off[k], src, m.fill_bits);
+        }
+      };
+      int64_t begin = 0;
+      for (const int64_t end : cyc.end) {
+        const int64_t* c = cyc.order.data() + begin;
+        const int64_t len = end - begin;
+        begin = end;
+        if (len == 1) {  // paired with itself: blends and fills still apply
+          step(c[0], base + c[0] * m.stride_n, false);
+          continue;
+        }
+        const T* first = base + c[0] * m.stride_n;
+        for (int64_t k = 0; k < nr; ++k) {
+          std::memcpy(saved.data() + k * span, first + off[k] + m.ux1 * m.q, span * sizeof(T));
+        }
+        for (int64_t j = 0; j + 1 < len; ++j) step(c[j], base + c[j + 1] * m.stride_n, false);
+        step(c[len - 1], nullptr, true);
+      }
+    }
+  });
+}
+
 // The out-of-place form. A task is a run of rows of one (sample, a) plane. Runs of rows that
 // no box crosses are one copy (CutMix) or one blend (MixUp) when rows are dense, so a small box
 // costs little more than a memcpy; rows a box crosses are split at the two boxes' edges into
@@ -415,11 +484,39 @@ at::Tensor mixup_cpu_op(const at::Tensor& images, const at::Tensor& labels,
   return targets;
 }
 
+at::Tensor elem_cpu_op(const at::Tensor& images, const std::optional<at::Tensor>& labels,
+                       const at::Tensor& perm, const at::Tensor& boxes, const at::Tensor& lam,
+                       const at::Tensor& mode, double fill, std::optional<int64_t> num_classes,
+                       double label_smoothing) {
+  Plan p = make_elem_plan(images, labels.value_or(at::Tensor()), perm, boxes, lam, mode, fill,
+                          num_classes, label_smoothing);
+  at::Tensor targets = allocate_targets(p, images);
+  const Cycles cyc = cycles_of(p);
+  // Integer masks only paste and fill, which move bits: any type of their width will do.
+  switch (p.args.scalar == kBits ? p.args.elem_size : -1) {
+    case 1: elem_cpu<uint8_t>(p, cyc); break;
+    case 2: elem_cpu<c10::Half>(p, cyc); break;
+    case 4: elem_cpu<float>(p, cyc); break;
+    case 8: elem_cpu<double>(p, cyc); break;
+    default:
+      switch (p.args.scalar) {
+        case kU8: elem_cpu<uint8_t>(p, cyc); break;
+        case kF16: elem_cpu<c10::Half>(p, cyc); break;
+        case kBF16: elem_cpu<c10::BFloat16>(p, cyc); break;
+        case kF32: elem_cpu<float>(p, cyc); break;
+        default: elem_cpu<double>(p, cyc); break;
+      }
+  }
+  targets_cpu(p, false);
+  return targets;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cutmix_ext, CPU, m) {
   m.impl("cutmix_", &cutmix_cpu_op);
   m.impl("mixup_", &mixup_cpu_op);
+  m.impl("mix_", &elem_cpu_op);
   m.impl("cutmix", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& boxes,
                       bool transpose) { return gather_cpu_op(true, x, perm, boxes, transpose); });
   m.impl("mixup", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& lam,

@@ -18,7 +18,7 @@ constexpr int64_t kInlineSamples = 960;
 // One launch does the whole call: patch (or blend) in place and write the targets. `inline_rows`
 // (n rows, n <= kInlineSamples) is copied into the kernel parameters; otherwise m.table is a
 // device pointer or null (one box / lam for the batch and an arithmetic pairing).
-cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,
+cudaError_t launch_mix(MixOp op, const MixArgs& m, const Sample* inline_rows,
                        cudaStream_t stream);
 
 // sampling="device": each block draws the n parameter rows into shared memory (32 bytes each)

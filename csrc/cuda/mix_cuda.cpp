@@ -29,10 +29,7 @@ at::Tensor rows_on_device(const std::vector<Row>& rows, const at::Device& device
   return host.to(device, /*non_blocking=*/true);
 }
 
-at::Tensor mix_cuda(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
-                    const at::Tensor& perm, const at::Tensor& params,
-                    std::optional<int64_t> num_classes, double label_smoothing) {
-  Plan p = make_plan(cutmix, images, labels, perm, params, num_classes, label_smoothing);
+at::Tensor launch_planned(MixOp op, Plan& p, const at::Tensor& images) {
   TORCH_CHECK_VALUE(images.is_cuda(), "images: expected a CUDA tensor, got ", images.device());
   TORCH_CHECK_VALUE(c10::cuda::currentStreamCaptureStatusMayInitCtx() ==
                         c10::cuda::CaptureStatus::None,
@@ -57,8 +54,24 @@ at::Tensor mix_cuda(bool cutmix, const at::Tensor& images, const at::Tensor& lab
       p.args.table = static_cast<const Sample*>(device_rows.data_ptr());
     }
   }
-  C10_CUDA_CHECK(launch_mix(cutmix, p.args, inline_rows, c10::cuda::getCurrentCUDAStream()));
+  C10_CUDA_CHECK(launch_mix(op, p.args, inline_rows, c10::cuda::getCurrentCUDAStream()));
   return targets;
+}
+
+at::Tensor mix_cuda(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
+                    const at::Tensor& perm, const at::Tensor& params,
+                    std::optional<int64_t> num_classes, double label_smoothing) {
+  Plan p = make_plan(cutmix, images, labels, perm, params, num_classes, label_smoothing);
+  return launch_planned(cutmix ? kOpCutMix : kOpMixUp, p, images);
+}
+
+at::Tensor elem_cuda_op(const at::Tensor& images, const std::optional<at::Tensor>& labels,
+                        const at::Tensor& perm, const at::Tensor& boxes, const at::Tensor& lam,
+                        const at::Tensor& mode, double fill, std::optional<int64_t> num_classes,
+                        double label_smoothing) {
+  Plan p = make_elem_plan(images, labels.value_or(at::Tensor()), perm, boxes, lam, mode, fill,
+                          num_classes, label_smoothing);
+  return launch_planned(kOpElem, p, images);
 }
 
 at::Tensor gather_cuda(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
@@ -150,6 +163,7 @@ at::Tensor mixup_cuda_op(const at::Tensor& images, const at::Tensor& labels,
 TORCH_LIBRARY_IMPL(cutmix_ext, CUDA, m) {
   m.impl("cutmix_", &cutmix_cuda_op);
   m.impl("mixup_", &mixup_cuda_op);
+  m.impl("mix_", &elem_cuda_op);
   m.impl("mix_device_sampled_", &mix_device_sampled);
   m.impl("cutmix", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& boxes,
                       bool transpose) { return gather_cuda(true, x, perm, boxes, transpose); });

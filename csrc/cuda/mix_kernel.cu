@@ -172,6 +172,7 @@ struct CutMixOp {
     const int64_t pix = m.q * ES;
     return y >= b.y1 && y < b.y2 && b.x1 < b.x2 && lo < b.x2 * pix && lo + C::kBytes > b.x1 * pix;
   }
+  __device__ bool reads(int64_t) const { return true; }
 
   __device__ void store(char* dst, const typename C::Storage& v, int64_t i) const {
     const Box b = box_of(m, table, i);
@@ -201,6 +202,7 @@ struct MixUpOp {
   int64_t y, lo;
 
   __device__ bool touches(int64_t) const { return true; }
+  __device__ bool reads(int64_t) const { return true; }
 
   __device__ void store(char* dst, const typename C::Storage& v, int64_t i) const {
     const double lam = table == nullptr ? m.lam : table[i].lam;
@@ -210,6 +212,57 @@ struct MixUpOp {
 #pragma unroll
     for (int e = 0; e < C::kElems; ++e) x[e] = blend_one(x[e], partner_values[e], lam, 1.0 - lam);
     *reinterpret_cast<typename C::Storage*>(dst) = own;
+  }
+};
+
+// The general op at one position: sample i pastes, blends or fills where its box covers the
+// chunk, by its own mode. Integer masks run as the float type of their width: they only paste
+// and fill, which move bits.
+template <typename T, bool VEC>
+struct ElemOp {
+  static constexpr bool kCutmix = false;  // the targets take lam from the table
+  static constexpr int kElemSize = sizeof(T);
+  using C = Chunk<sizeof(T), VEC>;
+  using E = typename Bits<sizeof(T)>::type;
+
+  const MixArgs& m;
+  const Sample* table;
+  int64_t y, lo;
+
+  __device__ bool touches(int64_t i) const {
+    const Sample& s = table[i];
+    const int64_t pix = m.q * sizeof(T);
+    return y >= s.y1 && y < s.y2 && s.x1 < s.x2 && lo < s.x2 * pix && lo + C::kBytes > s.x1 * pix;
+  }
+  __device__ bool reads(int64_t i) const { return table[i].mode != kModeFill; }
+
+  __device__ void store(char* dst, const typename C::Storage& v, int64_t i) const {
+    const Sample& s = table[i];
+    const int64_t bl = s.x1 * m.q * sizeof(T), bh = s.x2 * m.q * sizeof(T);
+    typename C::Storage out;
+    if (s.mode == kModeBlend) {
+      out = *reinterpret_cast<const typename C::Storage*>(dst);
+      T* x = reinterpret_cast<T*>(&out);
+      const T* z = reinterpret_cast<const T*>(&v);
+#pragma unroll
+      for (int e = 0; e < C::kElems; ++e) x[e] = blend_one(x[e], z[e], s.lam, 1.0 - s.lam);
+    } else if (s.mode == kModeFill) {
+      const E f = static_cast<E>(m.fill_bits);
+#pragma unroll
+      for (int e = 0; e < C::kElems; ++e) reinterpret_cast<E*>(&out)[e] = f;
+    } else {
+      out = v;
+    }
+    if (bl <= lo && lo + C::kBytes <= bh) {
+      *reinterpret_cast<typename C::Storage*>(dst) = out;
+      return;
+    }
+    const E* src = reinterpret_cast<const E*>(&out);  // a chunk cut by the box edge: only its inside
+#pragma unroll
+    for (int e = 0; e < C::kElems; ++e) {
+      const int64_t byte = lo + int64_t{e} * sizeof(T);
+      if (byte >= bl && byte < bh) reinterpret_cast<E*>(dst)[e] = src[e];
+    }
   }
 };
 
@@ -249,7 +302,7 @@ __global__ void __launch_bounds__(kThreads) mix_kernel(const __grid_constant__ L
 #pragma unroll
   for (int k = 0; k < kMaxPerThread; ++k) {
     const int64_t i = slot + int64_t{k} * g.S;
-    if (active && k < g.R && i < m.n && op.touches(i)) {
+    if (active && k < g.R && i < m.n && op.touches(i) && op.reads(i)) {
       v[k] = *reinterpret_cast<const V*>(base + partner(m, table, i) * m.stride_n * ES);
     }
   }
@@ -327,14 +380,46 @@ cudaError_t launch_mixup(LaunchArgs<CAP>& a, cudaStream_t stream) {
              : launch(mix_kernel<MixUpOp<T, false>, CAP>, a, stream);
 }
 
+template <int CAP, typename T>
+cudaError_t launch_elem(LaunchArgs<CAP>& a, cudaStream_t stream) {
+  const MixArgs& m = a.m;
+  const int64_t row_elems = m.w * m.q;
+  const bool vec = aligned16(m, row_elems);
+  const int64_t bytes = vec ? 16 : sizeof(T), pix = m.q * sizeof(T);
+  a.g = geometry(m, m.a * (m.uy2 - m.uy1), m.uy2 - m.uy1, m.uy1, m.ux1 * pix / bytes,
+                 (m.ux2 * pix + bytes - 1) / bytes);
+  return vec ? launch(mix_kernel<ElemOp<T, true>, CAP>, a, stream)
+             : launch(mix_kernel<ElemOp<T, false>, CAP>, a, stream);
+}
+
 template <int CAP>
-cudaError_t launch_any(bool cutmix, LaunchArgs<CAP>& a, cudaStream_t stream) {
-  if (cutmix) {
+cudaError_t launch_any(MixOp op, LaunchArgs<CAP>& a, cudaStream_t stream) {
+  if (op == kOpCutMix) {
     switch (a.m.elem_size) {
       case 1: return launch_cutmix<CAP, 1>(a, stream);
       case 2: return launch_cutmix<CAP, 2>(a, stream);
       case 4: return launch_cutmix<CAP, 4>(a, stream);
       default: return launch_cutmix<CAP, 8>(a, stream);
+    }
+  }
+  if (op == kOpElem) {
+    if constexpr (CAP < 0) {
+      return cudaErrorInvalidValue;  // sampling="device" draws CutMix or MixUp only
+    } else {
+      switch (a.m.scalar == kBits ? a.m.elem_size : -1) {
+        case 1: return launch_elem<CAP, uint8_t>(a, stream);
+        case 2: return launch_elem<CAP, __half>(a, stream);
+        case 4: return launch_elem<CAP, float>(a, stream);
+        case 8: return launch_elem<CAP, double>(a, stream);
+        default: break;
+      }
+      switch (a.m.scalar) {
+        case kU8: return launch_elem<CAP, uint8_t>(a, stream);
+        case kF16: return launch_elem<CAP, __half>(a, stream);
+        case kBF16: return launch_elem<CAP, __nv_bfloat16>(a, stream);
+        case kF32: return launch_elem<CAP, float>(a, stream);
+        default: return launch_elem<CAP, double>(a, stream);
+      }
     }
   }
   switch (a.m.scalar) {
@@ -345,7 +430,6 @@ cudaError_t launch_any(bool cutmix, LaunchArgs<CAP>& a, cudaStream_t stream) {
     default: return launch_mixup<CAP, double>(a, stream);
   }
 }
-
 
 // ---- The out-of-place form (ops `cutmix` / `mixup`, and the backward of every form) ----
 //
@@ -483,21 +567,21 @@ cudaError_t launch_mix_drawn(bool cutmix, const MixArgs& m, const DeviceDraw& d,
   LaunchArgs<-1> a;
   a.m = m;
   a.d = d;
-  return launch_any(cutmix, a, stream);
+  return launch_any(cutmix ? kOpCutMix : kOpMixUp, a, stream);
 }
 
-cudaError_t launch_mix(bool cutmix, const MixArgs& m, const Sample* inline_rows,
+cudaError_t launch_mix(MixOp op, const MixArgs& m, const Sample* inline_rows,
                        cudaStream_t stream) {
   if (inline_rows != nullptr) {
     if (m.n > kInlineSamples) return cudaErrorInvalidValue;
     LaunchArgs<kInlineSamples> a;
     a.m = m;
     std::copy(inline_rows, inline_rows + m.n, a.rows);
-    return launch_any(cutmix, a, stream);
+    return launch_any(op, a, stream);
   }
   LaunchArgs<0> a;
   a.m = m;
-  return launch_any(cutmix, a, stream);
+  return launch_any(op, a, stream);
 }
 
 }  // namespace cutmix_ext

@@ -31,7 +31,24 @@ at::Tensor mix(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
       p.args.table = p.table.data();  // stands in for the device copy
     }
   }
-  TORCH_CHECK(launch_mix(cutmix, p.args, inline_rows, nullptr) == cudaSuccess);
+  TORCH_CHECK(launch_mix(cutmix ? kOpCutMix : kOpMixUp, p.args, inline_rows, nullptr) == cudaSuccess);
+  return targets;
+}
+
+// The general op (`mix_`), as mix above.
+at::Tensor elem(const at::Tensor& images, const std::optional<at::Tensor>& labels,
+                const at::Tensor& perm, const at::Tensor& boxes, const at::Tensor& lam,
+                const at::Tensor& mode, double fill, std::optional<int64_t> num_classes,
+                double label_smoothing, bool table_in_memory) {
+  using namespace cutmix_ext;
+  Plan p = make_elem_plan(images, labels.value_or(at::Tensor()), perm, boxes, lam, mode, fill,
+                          num_classes, label_smoothing);
+  at::Tensor targets = allocate_targets(p, images);
+  if (p.args.n == 0) return targets;
+  const bool inline_rows = p.args.n <= kInlineSamples && !table_in_memory;
+  p.args.table = inline_rows ? nullptr : p.table.data();
+  TORCH_CHECK(launch_mix(kOpElem, p.args, inline_rows ? p.table.data() : nullptr, nullptr) ==
+              cudaSuccess);
   return targets;
 }
 
@@ -98,6 +115,10 @@ TORCH_LIBRARY(cutmix_ext_emulated, m) {
       "int? num_classes, float label_smoothing, bool table_in_memory, "
       "Tensor? unchecked_labels=None) -> Tensor",
       &mix);
+  m.def("elem(Tensor(a!) images, Tensor? labels, Tensor perm, Tensor boxes, Tensor lam, "
+        "Tensor mode, float fill, int? num_classes, float label_smoothing, "
+        "bool table_in_memory) -> Tensor",
+        &elem);
   m.def("gather(bool cutmix, Tensor x, Tensor perm, Tensor params, bool transpose, "
         "bool table_in_memory) -> Tensor",
         &gather);
