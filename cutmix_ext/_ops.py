@@ -40,7 +40,7 @@ def sample_params(size: Union[torch.Tensor, Sequence[int]], mode: str = "cutmix"
           sample's own); label="complete": 0.5 / 0.5 wherever something was pasted.
       p: the probability of mixing at all, per sample with per_sample=True, else per batch
           (Scheduled CutMix raises it from 0 to 1 over training; see transforms.CutMix).
-    Parameters from a variant carry a per-sample `mode`, applied as drawn by `mix_`.
+    Parameters from a label variant carry a per-sample `mode`, applied as drawn by `mix_`.
     """
     if mode not in ("cutmix", "mixup", "cutout"):
         raise ValueError(f"mode: expected 'cutmix', 'mixup' or 'cutout', got {mode!r}")

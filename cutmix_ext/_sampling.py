@@ -120,7 +120,9 @@ def cutmix_variant(n: int, height: int, width: int, *, alpha: float, perm: torch
         b[~keep] = 0
     b = b.expand(n, 4).contiguous() if d < n else b
     lam = target_lam(area_lam(b, height, width), label)
-    return MixParams(perm, b, lam, (height, width), torch.full((n,), PASTE, dtype=torch.int8))
+    # lam other than the area must be applied as given; area boxes stay plain (and movable by at())
+    mode = None if label == "area" else torch.full((n,), PASTE, dtype=torch.int8)
+    return MixParams(perm, b, lam, (height, width), mode)
 
 
 def cutout(n: int, height: int, width: int, *, size: BoxKind, alpha: float, per_sample: bool,

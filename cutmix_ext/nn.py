@@ -4,7 +4,9 @@ from typing import Optional, Union
 
 import torch
 
+from . import _sampling
 from ._ops import MixParams, _check_sampling, cutmix, mix_targets, mixup, sample_params
+from ._sampling import BoxKind
 
 __all__ = ["FeatureMix"]
 
@@ -42,8 +44,14 @@ class FeatureMix(torch.nn.Module):
 
     def __init__(self, mode: str = "cutmix", alpha: float = 1.0, p: float = 1.0, *, sites: int = 1,
                  pairing: Union[str, torch.Tensor] = "roll", per_sample: bool = False,
-                 label_smoothing: float = 0.0, generator: Optional[torch.Generator] = None):
+                 label_smoothing: float = 0.0, generator: Optional[torch.Generator] = None,
+                 box: BoxKind = "uniform", center_std: float = 0.125, label: str = "area"):
         super().__init__()
+        _sampling.check_box(box, center_std)
+        _sampling.target_lam(torch.ones(0, dtype=torch.float64), label)
+        if mode != "cutmix" and (box != "uniform" or label != "area"):
+            raise ValueError("box, label: the box and label variants are CutMix's")
+        self.box, self.center_std, self.label = box, float(center_std), label
         if mode not in ("cutmix", "mixup"):
             raise ValueError(f"mode: expected 'cutmix' or 'mixup', got {mode!r}")
         _check_sampling(alpha, pairing, generator)
@@ -105,8 +113,9 @@ class FeatureMix(torch.nn.Module):
     def _draw(self, x: torch.Tensor) -> None:
         n = x.shape[0]
         self.choice = torch.ops.cutmix_ext.choose(self.sites, self.p, self.generator)
+        variant = {} if self.box == "uniform" else dict(box=self.box, center_std=self.center_std)
         self._drawn = sample_params(x, self.mode, alpha=self.alpha, pairing=self.pairing,
-                                    per_sample=self.per_sample, generator=self.generator)
+                                    per_sample=self.per_sample, generator=self.generator, **variant)
         self.params = MixParams(torch.arange(n), None, torch.ones(n, dtype=torch.float64), None)
 
     def targets(self, labels: torch.Tensor, num_classes: Optional[int] = None) -> torch.Tensor:
@@ -117,4 +126,6 @@ class FeatureMix(torch.nn.Module):
         if params is None:
             n = labels.shape[0]
             params = MixParams(torch.arange(n), None, torch.ones(n, dtype=torch.float64), None)
+        if self.label != "area":  # One-hot / Complete-label CutMix, on the grid that was mixed
+            params = params._replace(lam=_sampling.target_lam(params.lam, self.label))
         return mix_targets(labels, params, num_classes, label_smoothing=self.label_smoothing)

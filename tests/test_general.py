@@ -234,3 +234,21 @@ def test_general_op_errors_leave_tensors_untouched(case, gen):
     with pytest.raises(err, match=pattern):
         cutmix_ext.mix_(target, None, **args)
     assert torch.equal(target, before)
+
+
+def test_feature_mix_takes_the_variants(gen):
+    """nn.FeatureMix draws fixed-size or centre-Gaussian boxes on the input grid and moves them
+    to the feature map; label="onehot" gives the larger area's label on the grid that was mixed."""
+    mix = cutmix_ext.nn.FeatureMix("cutmix", box=(16, 16), label="onehot", per_sample=True,
+                                   pairing="random", generator=gen).train()
+    x = torch.randn(64, 4, 32, 32, generator=gen)
+    y = torch.randint(0, 5, (64,), generator=gen)
+    out = mix(x)
+    p = mix.params
+    sides = p.boxes[:, 2:] - p.boxes[:, :2]
+    assert bool((sides <= 16).all()) and p.size == (32, 32)
+    want = cutmix_reference(x, y, p.perm, p.boxes, 5)[0]
+    assert torch.equal(out, want)
+    t = mix.targets(y, 5)
+    onehot = torch.nn.functional.one_hot(y, 5).float()
+    assert torch.equal(t, torch.where((p.lam >= 0.5)[:, None], onehot, onehot[p.perm]))
