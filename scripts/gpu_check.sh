@@ -27,7 +27,9 @@ echo '```'
 for run in "memcheck|tests/test_mix.py tests/test_errors.py|cuda and (float32 or uint8) and (contiguous or cropped)" \
            "memcheck|tests/test_autograd.py tests/test_cuda_graphs.py|cuda and not reduce_overhead" \
            "racecheck|tests/test_mix.py|cuda_matches_cpu and (float32 or uint8) and not channels_last" \
-           "racecheck|tests/test_cuda_graphs.py|eager_device_sampling"; do
+           "racecheck|tests/test_cuda_graphs.py|eager_device_sampling" \
+           "memcheck|tests/test_general.py|cuda and (float32 or uint8 or int64 or bool)" \
+           "racecheck|tests/test_general.py|mix_matches_reference and cuda and float32 and contiguous"; do
   tool=${run%%|*}
   rest=${run#*|}
   files=${rest%%|*}
