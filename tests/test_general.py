@@ -35,7 +35,7 @@ def rand_mask(shape, dtype, gen):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_mix_matches_reference(device, layout, dtype, gen):
     for n, shape in ((1, (3, 5, 7)), (9, (3, 17, 23)), (16, (4, 8, 32))):
         images = rand_images((n,) + shape, dtype, gen, device, layout)
@@ -54,7 +54,7 @@ def test_mix_matches_reference(device, layout, dtype, gen):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", MASK_DTYPES)
+@pytest.mark.parametrize("dtype", MASK_DTYPES, ids=str)
 def test_integer_images_paste_and_fill(device, dtype, gen):
     masks = rand_mask((12, 1, 9, 14), dtype, gen).to(device)
     params = rand_general(12, 9, 14, gen, modes=(0, 2))
@@ -122,7 +122,7 @@ def test_compact_targets_need_class_indices(gen):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.bfloat16], ids=str)
 def test_cutout_fills_its_box_and_nothing_else(device, dtype, gen):
     images = rand_images((16, 3, 20, 24), dtype, gen, device)
     before = images.cpu().clone()
