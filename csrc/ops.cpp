@@ -1,15 +1,7 @@
 // Every op schema of cutmix_ext, in one place. The kernels register themselves from their own
 // backend files (cpu/mix_cpu.cpp, cuda/mix_cuda.cpp, sample.cpp), the gradients from
-// autograd.cpp.
-#include <Python.h>
+// autograd.cpp; the Python module and its direct entry points are in module.cpp.
 #include <torch/library.h>
-
-#ifndef CUTMIX_EXT_TORCH_VERSION
-#define CUTMIX_EXT_TORCH_VERSION "unknown"
-#endif
-#ifndef CUTMIX_EXT_CUDA_ARCHS
-#define CUTMIX_EXT_CUDA_ARCHS ""
-#endif
 
 TORCH_LIBRARY(cutmix_ext, m) {
   // Draws (perm, boxes, lam) on the host; boxes is (0, 4) for MixUp.
@@ -60,20 +52,4 @@ TORCH_LIBRARY(cutmix_ext, m) {
       "mixup_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, float label_smoothing, "
       "float alpha, str pairing, Tensor? perm, bool per_sample, Generator? generator=None) "
       "-> (Tensor targets, Tensor perm, Tensor boxes, Tensor lam)");
-}
-
-// Importing cutmix_ext._C loads the library, which runs the registrations above. The constants
-// let Python report what this build contains and which torch it was built against.
-PyMODINIT_FUNC PyInit__C(void) {
-  static PyModuleDef def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  PyObject* mod = PyModule_Create(&def);
-  if (mod == nullptr) return nullptr;
-  PyModule_AddStringConstant(mod, "TORCH_VERSION", CUTMIX_EXT_TORCH_VERSION);
-#ifdef CUTMIX_EXT_WITH_CUDA
-  PyModule_AddIntConstant(mod, "WITH_CUDA", 1);
-#else
-  PyModule_AddIntConstant(mod, "WITH_CUDA", 0);
-#endif
-  PyModule_AddStringConstant(mod, "CUDA_ARCHS", CUTMIX_EXT_CUDA_ARCHS);
-  return mod;
 }

@@ -6,11 +6,12 @@ from typing import Optional, Sequence, Union
 import torch
 
 from . import _sampling
-from ._library import WITH_CUDA
+from ._library import WITH_CUDA, _C
 from ._params import BLEND, PASTE, MixParams
 from ._sampling import BoxKind
 
 _ops = torch.ops.cutmix_ext
+_compiling = torch.compiler.is_compiling
 
 __all__ = ["MixParams", "cutmix", "cutmix_", "cutout_", "mix_", "mix_targets", "mixed_cross_entropy",
            "mixup", "mixup_", "sample_params"]
@@ -244,6 +245,16 @@ def _compact(labels, params):
     return labels, labels[perm], params.lam.to(labels.device, non_blocking=True)
 
 
+def _with_drawn(images, drawn, cut, return_params):
+    """The result of the direct entry point _C.sampled_ (see csrc/module.cpp): the same op as
+    torch.ops.cutmix_ext.cutmix_sampled_ / mixup_sampled_, without parsing its schema in Python,
+    for the call a training loop makes on every batch."""
+    targets, perm, boxes, lam = drawn
+    if not return_params:
+        return images, targets
+    return images, targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
+
+
 def _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets, return_params):
     """Applies drawn or given params through `mix_` (masks, compact targets, per-sample modes)."""
     images, t = mix_(images, labels, params, num_classes, label_smoothing=label_smoothing,
@@ -276,9 +287,14 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
     every replay; the returned params are then CUDA tensors. Its "random" pairing is a keyed
     pseudo-random permutation rather than a uniform shuffle, and it carries no gradient.
     """
+    plain = box == "uniform" and label == "area" and p == 1.0 and masks is None and targets == "dense"
+    if plain and params is None and sampling == "host" and not _compiling():
+        drawn = _C.sampled_(True, images, labels, num_classes, label_smoothing, alpha, pairing,
+                            per_sample, generator)
+        if drawn is not NotImplemented:
+            return _with_drawn(images, drawn, True, return_params)
     _check_call(images, labels, num_classes, label_smoothing, params, True)
     _check_targets_kind(targets, labels)
-    plain = box == "uniform" and label == "area" and p == 1.0 and masks is None and targets == "dense"
     if _check_sampling_mode(sampling, images, params, pairing):
         if not plain:
             raise ValueError("sampling: 'device' draws the paper's default CutMix; box, label, p, "
@@ -315,6 +331,11 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
     Arguments and targets as in `cutmix_`; lam ~ Beta(alpha, alpha), params.boxes is None.
     p: the probability of mixing (per sample with per_sample=True, else per batch).
     """
+    if params is None and p == 1.0 and targets == "dense" and sampling == "host" and not _compiling():
+        drawn = _C.sampled_(False, images, labels, num_classes, label_smoothing, alpha, pairing,
+                            per_sample, generator)
+        if drawn is not NotImplemented:
+            return _with_drawn(images, drawn, False, return_params)
     _check_call(images, labels, num_classes, label_smoothing, params, False)
     _check_targets_kind(targets, labels)
     if _check_sampling_mode(sampling, images, params, pairing):

@@ -1,0 +1,172 @@
+// The Python module cutmix_ext._C: what the build contains, and direct entry points for the calls
+// a training loop makes on every batch (cutmix_ and mixup_ with drawn parameters).
+//
+// Calling an op through torch.ops parses every argument against the schema in Python-facing
+// code: about as many instructions as the whole CutMix of a small batch. These entry points take
+// plain arguments and call the very same ops through the dispatcher (so autograd, the CPU and
+// CUDA kernels, fake tensors and dispatch modes behave exactly as with torch.ops). Anything
+// unusual (a tensor subclass, an active torch function mode, a CUDA tensor without the CUDA
+// kernels, tensors on two devices, an argument of another type than the plain one) returns
+// NotImplemented, and the Python wrapper then goes through torch.ops, which converts or reports
+// it.
+#include <ATen/PythonTorchFunctionTLS.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/Exceptions.h>
+#include <torch/csrc/Generator.h>
+#include <torch/csrc/autograd/python_variable.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include <optional>
+#include <string_view>
+#include <tuple>
+
+#ifndef CUTMIX_EXT_TORCH_VERSION
+#define CUTMIX_EXT_TORCH_VERSION "unknown"
+#endif
+#ifndef CUTMIX_EXT_CUDA_ARCHS
+#define CUTMIX_EXT_CUDA_ARCHS ""
+#endif
+#ifdef CUTMIX_EXT_WITH_CUDA
+constexpr bool kWithCuda = true;
+#else
+constexpr bool kWithCuda = false;
+#endif
+
+namespace {
+
+// Converters: true when `o` is the plain form, with the value stored in `out`.
+bool plain_tensor(PyObject* o, at::Tensor& out) {
+  if (!THPVariable_CheckExact(o)) return false;
+  out = THPVariable_Unpack(o);
+  return kWithCuda || !out.is_cuda();
+}
+
+bool plain_number(PyObject* o, double& out) {
+  if (PyFloat_CheckExact(o)) {
+    out = PyFloat_AS_DOUBLE(o);
+    return true;
+  }
+  if (!PyLong_CheckExact(o)) return false;
+  out = PyLong_AsDouble(o);
+  if (out == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
+bool plain_optional_int(PyObject* o, std::optional<int64_t>& out) {
+  if (o == Py_None) {
+    out.reset();
+    return true;
+  }
+  if (!PyLong_CheckExact(o)) return false;
+  const long long v = PyLong_AsLongLong(o);
+  if (v == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+bool plain_bool(PyObject* o, bool& out) {
+  if (o != Py_True && o != Py_False) return false;
+  out = o == Py_True;
+  return true;
+}
+
+bool plain_str(PyObject* o, std::string_view& out) {
+  if (!PyUnicode_CheckExact(o)) return false;
+  Py_ssize_t len = 0;
+  const char* s = PyUnicode_AsUTF8AndSize(o, &len);
+  if (s == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  out = std::string_view(s, static_cast<size_t>(len));
+  return true;
+}
+
+bool plain_generator(PyObject* o, std::optional<at::Generator>& out) {
+  if (o == Py_None) {
+    out.reset();
+    return true;
+  }
+  if (Py_TYPE(o) != reinterpret_cast<PyTypeObject*>(THPGeneratorClass)) return false;
+  out = reinterpret_cast<THPGenerator*>(o)->cdata;
+  return true;
+}
+
+PyObject* not_implemented() { Py_RETURN_NOTIMPLEMENTED; }
+
+c10::OperatorHandle op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
+}
+
+using Sampled = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+    const at::Tensor&, const at::Tensor&, std::optional<int64_t>, double, double,
+    c10::string_view, const std::optional<at::Tensor>&, bool, std::optional<at::Generator>);
+
+// sampled_(cutmix, images, labels, num_classes, label_smoothing, alpha, pairing, per_sample,
+//          generator) -> (targets, perm, boxes, lam): the op cutmix_sampled_ or mixup_sampled_
+// with the partners drawn by name.
+PyObject* sampled(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs != 9) {
+    PyErr_SetString(PyExc_TypeError, "sampled_: expected 9 arguments");
+    return nullptr;
+  }
+  if (at::impl::torch_function_mode_enabled()) return not_implemented();
+  bool cutmix = false, per_sample = false;
+  at::Tensor images, labels;
+  std::optional<int64_t> num_classes;
+  double smoothing = 0.0, alpha = 0.0;
+  std::string_view pairing;
+  std::optional<at::Generator> generator;
+  if (!plain_bool(args[0], cutmix) || !plain_tensor(args[1], images) ||
+      !plain_tensor(args[2], labels) || !plain_optional_int(args[3], num_classes) ||
+      !plain_number(args[4], smoothing) || !plain_number(args[5], alpha) ||
+      !plain_str(args[6], pairing) || !plain_bool(args[7], per_sample) ||
+      !plain_generator(args[8], generator) || labels.device() != images.device()) {
+    return not_implemented();
+  }
+  static const auto cut = op("cutmix_ext::cutmix_sampled_").typed<Sampled>();
+  static const auto mix = op("cutmix_ext::mixup_sampled_").typed<Sampled>();
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> out;
+  {
+    pybind11::gil_scoped_release no_gil;
+    out = (cutmix ? cut : mix)
+              .call(images, labels, num_classes, smoothing, alpha,
+                    c10::string_view(pairing.data(), pairing.size()), std::nullopt, per_sample,
+                    std::move(generator));
+  }
+  auto& [targets, perm, boxes, lam] = out;
+  PyObject* result = PyTuple_New(4);
+  if (result == nullptr) return nullptr;
+  PyTuple_SET_ITEM(result, 0, THPVariable_Wrap(std::move(targets)));  // steals the references
+  PyTuple_SET_ITEM(result, 1, THPVariable_Wrap(std::move(perm)));
+  PyTuple_SET_ITEM(result, 2, THPVariable_Wrap(std::move(boxes)));
+  PyTuple_SET_ITEM(result, 3, THPVariable_Wrap(std::move(lam)));
+  return result;
+  END_HANDLE_TH_ERRORS
+}
+
+PyMethodDef methods[] = {
+    {"sampled_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&sampled)),
+     METH_FASTCALL, "cutmix_/mixup_ with drawn parameters; NotImplemented for unusual arguments"},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+// Importing cutmix_ext._C loads the library, which runs the op registrations. The constants let
+// Python report what this build contains and which torch it was built against.
+PyMODINIT_FUNC PyInit__C(void) {
+  static PyModuleDef def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
+  PyObject* mod = PyModule_Create(&def);
+  if (mod == nullptr) return nullptr;
+  PyModule_AddStringConstant(mod, "TORCH_VERSION", CUTMIX_EXT_TORCH_VERSION);
+  PyModule_AddIntConstant(mod, "WITH_CUDA", kWithCuda ? 1 : 0);
+  PyModule_AddStringConstant(mod, "CUDA_ARCHS", CUTMIX_EXT_CUDA_ARCHS);
+  return mod;
+}
