@@ -1,7 +1,8 @@
-// AVX2 loops for the MixUp blend d = a * wa + s * wb (d may be a) of the narrow dtypes, which the compiler leaves scalar. They
-// compute exactly what the scalar loop does (a * wa + b * wb in float32, no FMA, rounded once to
-// nearest even), so results do not depend on which loop ran. Chosen at run time: the build stays
-// baseline x86-64; CUTMIX_EXT_NO_AVX2=1 forces the scalar loop (the tests compare the two).
+// AVX2 loops for the MixUp blend d = a * wa + s * wb (d may be a) of the narrow dtypes, which the
+// compiler leaves scalar. They compute exactly what the scalar loop does (a * wa + b * wb in
+// float32, no FMA, rounded once to nearest even), so results do not depend on which loop ran.
+// Chosen at run time: the build stays baseline x86-64; CUTMIX_EXT_NO_AVX2=1 forces the scalar
+// loop (the tests compare the two).
 #pragma once
 #if defined(__x86_64__)
 #define CUTMIX_EXT_X86 1
@@ -33,19 +34,21 @@ CUTMIX_AVX2 inline __m256 load_bf16(const uint16_t* p) {
       _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
-// uint8: cvtps2dq rounds half to even (the default MXCSR mode), the saturating packs clamp.
+// uint8: cvtps2dq rounds half to even (the default MXCSR mode), the saturating packs clamp. 32
+// bytes a step: the packs work within 128-bit lanes, so the dwords of the four vectors come out
+// as r0[0:4], r1[0:4], r2[0:4], r3[0:4], r0[4:8], .. and one permute puts them in order.
 CUTMIX_AVX2 inline int64_t blend_u8_avx2(uint8_t* d, const uint8_t* a, const uint8_t* s,
                                          int64_t len, float wa, float wb) {
   const __m256 va = _mm256_set1_ps(wa), vb = _mm256_set1_ps(wb);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   int64_t e = 0;
-  for (; e + 16 <= len; e += 16) {
-    const __m256i lo = _mm256_cvtps_epi32(blend8(load_u8(a + e), load_u8(s + e), va, vb));
-    const __m256i hi = _mm256_cvtps_epi32(blend8(load_u8(a + e + 8), load_u8(s + e + 8), va, vb));
-    // packs work per 128-bit lane: dwords come out as lo[0:4], hi[0:4], .., lo[4:8], hi[4:8], ..
-    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(lo, hi), _mm256_setzero_si256());
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + e),
-                     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(bytes, order)));
+  for (; e + 32 <= len; e += 32) {
+    const __m256i r0 = _mm256_cvtps_epi32(blend8(load_u8(a + e), load_u8(s + e), va, vb));
+    const __m256i r1 = _mm256_cvtps_epi32(blend8(load_u8(a + e + 8), load_u8(s + e + 8), va, vb));
+    const __m256i r2 = _mm256_cvtps_epi32(blend8(load_u8(a + e + 16), load_u8(s + e + 16), va, vb));
+    const __m256i r3 = _mm256_cvtps_epi32(blend8(load_u8(a + e + 24), load_u8(s + e + 24), va, vb));
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + e), _mm256_permutevar8x32_epi32(bytes, order));
   }
   return e;
 }
