@@ -24,14 +24,17 @@ CONFIGS = [  # (mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, cor
 ]
 
 
-def force_draws(monkeypatch, theirs, params, mode):
-    """Makes timm's sampler return our draws: its lam/use_cutmix and, call by call, our boxes."""
+def force_draws(monkeypatch, theirs, params, mode, collate=False):
+    """Makes timm's sampler return our draws: its lam/use_cutmix and, call by call, our boxes.
+    timm asks for a box where lam < 1, except FastCollateMixup's batch mode, which asks whenever
+    CutMix was chosen (its box may then be empty, lam 1)."""
     cut = params.mode.numpy() == 0
     lam = params.lam.numpy().copy()
     n = len(lam)
     d = {"batch": 1, "pair": n // 2, "elem": n}[mode]
+    always = collate and mode == "batch"
     boxes = [(int(b[1]), int(b[3]), int(b[0]), int(b[2]), float(lam[i]))
-             for i, b in enumerate(params.boxes) if i < d and cut[i] and lam[i] < 1]
+             for i, b in enumerate(params.boxes) if i < d and cut[i] and (lam[i] < 1 or always)]
     monkeypatch.setattr(theirs, "_params_per_elem", lambda size: (lam[:size].copy(), cut[:size].copy()))
     monkeypatch.setattr(theirs, "_params_per_batch", lambda: (float(lam[0]), bool(cut[0])))
 
@@ -123,7 +126,7 @@ def test_fast_collate_mixup_equals_timm(monkeypatch, mode, gen):
         batch = [(rand_images((3, 16, 12), torch.uint8, gen).numpy(), int(torch.randint(0, K, (1,), generator=gen)))
                  for _ in range(8)]
         out, t = ours(batch)
-        force_draws(monkeypatch, theirs, ours.last_params, mode)
+        force_draws(monkeypatch, theirs, ours.last_params, mode, collate=True)
         want, t_want = theirs(batch)
         assert out.dtype == torch.uint8 and torch.equal(out, want)
         assert t.dtype == torch.float32  # timm's follows the lam array it was handed
