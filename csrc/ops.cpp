@@ -10,6 +10,12 @@ TORCH_LIBRARY(cutmix_ext, m) {
       "sample(int n, int height, int width, float alpha, bool cutmix, bool per_sample, "
       "str pairing, Generator? generator=None) -> (Tensor perm, Tensor boxes, Tensor lam)",
       {at::Tag::nondeterministic_seeded});
+  // timm.data.Mixup's draws for mix_: (perm, boxes, lam, per-sample mode), see sample.cpp.
+  m.def(
+      "sample_timm(int n, int height, int width, float mixup_alpha, float cutmix_alpha, "
+      "float[]? cutmix_minmax, float prob, float switch_prob, str mode, bool correct_lam, "
+      "Generator? generator=None) -> (Tensor perm, Tensor boxes, Tensor lam, Tensor mode)",
+      {at::Tag::nondeterministic_seeded});
   // For feature-level mixing: which of `sites` layers mixes this step, -1 for none (1 - p).
   m.def("choose(int sites, float p, Generator? generator=None) -> Tensor",
         {at::Tag::nondeterministic_seeded});

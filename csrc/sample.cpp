@@ -7,6 +7,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <optional>
@@ -112,6 +113,98 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample(int64_t n, int64_t height,
   return {perm, boxes, lam};
 }
 
+// timm.data.Mixup's draws, per batch ("batch"), per pair i, N-1-i ("pair") or per sample
+// ("elem"): with probability `prob`, CutMix (probability switch_prob when both alphas are set)
+// or MixUp, lam ~ Beta(alpha, alpha). timm's box (timm 1.0): sides c = int(H * sqrt(1 - lam)),
+// centre uniform, from centre - c // 2 to centre + (c + 1) // 2, clipped; with cutmix_minmax =
+// (lo, hi), sides uniform in [int(H * lo), int(H * hi)) placed uniformly inside the image (every
+// position, the last one included). lam becomes the exact area left when
+// correct_lam or cutmix_minmax. Partners N-1-i; an odd batch's middle sample in "pair" mode is its
+// own partner and stays as it is. Returns (perm, boxes, lam, mode) for the op mix_: mode 1 (blend)
+// for MixUp samples, whose box is the whole image; 0 (paste) otherwise.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_timm(
+    int64_t n, int64_t height, int64_t width, double mixup_alpha, double cutmix_alpha,
+    std::optional<at::ArrayRef<double>> cutmix_minmax, double prob, double switch_prob,
+    c10::string_view mode, bool correct_lam, std::optional<at::Generator> generator) {
+  TORCH_CHECK_VALUE(n >= 0, "n: must be non-negative, got ", n);
+  TORCH_CHECK_VALUE(height > 0 && width > 0, "images: height and width must be positive, got ",
+                    height, "x", width);
+  TORCH_CHECK_VALUE(mode == "batch" || mode == "pair" || mode == "elem",
+                    "mode: expected 'batch', 'pair' or 'elem', got '", std::string(mode), "'");
+  const bool minmax = cutmix_minmax.has_value();
+  int64_t lo_h = 0, hi_h = 0, lo_w = 0, hi_w = 0;
+  if (minmax) {
+    TORCH_CHECK_VALUE(cutmix_minmax->size() == 2, "cutmix_minmax: expected (min, max), got ",
+                      cutmix_minmax->size(), " values");
+    const double lo = (*cutmix_minmax)[0], hi = (*cutmix_minmax)[1];
+    lo_h = static_cast<int64_t>(height * lo), hi_h = static_cast<int64_t>(height * hi);
+    lo_w = static_cast<int64_t>(width * lo), hi_w = static_cast<int64_t>(width * hi);
+    TORCH_CHECK_VALUE(hi_h > lo_h && hi_w > lo_w, "cutmix_minmax: gives box sides in [", lo_h,
+                      ", ", hi_h, ") x [", lo_w, ", ", hi_w, "), an empty range");
+  }
+  const bool both = cutmix_alpha > 0.0 && mixup_alpha > 0.0;
+  const bool only_cut = cutmix_alpha > 0.0 || minmax;
+  TORCH_CHECK_VALUE(both || only_cut || mixup_alpha > 0.0,
+                    "mixup_alpha, cutmix_alpha: one of them must be positive");
+  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cpu(),
+                    "generator: expected a CPU torch.Generator, got one on ",
+                    generator.has_value() ? generator->device().str() : "");
+  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
+      generator, at::detail::getDefaultCPUGenerator());
+  std::lock_guard<std::mutex> lock(gen->mutex_);
+  at::uniform_real_distribution<double> uniform(0.0, 1.0);
+
+  const int64_t draws = mode == "batch" ? std::min<int64_t>(n, 1) : mode == "pair" ? n / 2 : n;
+  at::Tensor perm = at::empty({n}, at::kLong), boxes = at::zeros({n, 4}, at::kLong);
+  at::Tensor lam = at::empty({n}, at::kDouble), kind = at::zeros({n}, at::kChar);
+  int64_t* p = perm.data_ptr<int64_t>();
+  int64_t* b = boxes.data_ptr<int64_t>();
+  double* l = lam.data_ptr<double>();
+  int8_t* k = kind.data_ptr<int8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = n - 1 - i;
+    l[i] = 1.0;
+  }
+  for (int64_t i = 0; i < draws; ++i) {
+    const bool use_cut = both ? uniform(gen) < switch_prob : only_cut;
+    double v = beta_draw(use_cut ? (cutmix_alpha > 0.0 ? cutmix_alpha : 1.0) : mixup_alpha, gen);
+    if (prob < 1.0 && !(uniform(gen) < prob)) v = 1.0;
+    int64_t* row = b + 4 * i;
+    if (use_cut && v < 1.0) {
+      if (minmax) {
+        const int64_t ch = lo_h + randint(hi_h - lo_h, gen), cw = lo_w + randint(hi_w - lo_w, gen);
+        const int64_t y1 = randint(height - ch + 1, gen), x1 = randint(width - cw + 1, gen);
+        row[0] = x1, row[1] = y1, row[2] = x1 + cw, row[3] = y1 + ch;
+      } else {
+        const double ratio = std::sqrt(1.0 - v);
+        const auto ch = static_cast<int64_t>(height * ratio), cw = static_cast<int64_t>(width * ratio);
+        const int64_t cy = randint(height, gen), cx = randint(width, gen);
+        row[0] = std::clamp<int64_t>(cx - cw / 2, 0, width);
+        row[1] = std::clamp<int64_t>(cy - ch / 2, 0, height);
+        row[2] = std::clamp<int64_t>(cx + (cw + 1) / 2, 0, width);
+        row[3] = std::clamp<int64_t>(cy + (ch + 1) / 2, 0, height);
+      }
+      if (correct_lam || minmax) {
+        v = 1.0 - static_cast<double>((row[2] - row[0]) * (row[3] - row[1])) /
+                      static_cast<double>(height * width);
+      }
+    } else if (!use_cut && v < 1.0) {
+      row[2] = width, row[3] = height;
+      k[i] = kModeBlend;
+    }
+    l[i] = v;
+  }
+  // One draw for the batch, or the pair i, N-1-i sharing draw i.
+  for (int64_t i = draws; i < n; ++i) {
+    const int64_t from = mode == "batch" ? 0 : i >= n - draws ? n - 1 - i : -1;
+    if (from < 0) continue;  // the middle sample of an odd batch in "pair" mode
+    std::copy(b + 4 * from, b + 4 * from + 4, b + 4 * i);
+    l[i] = l[from];
+    k[i] = k[from];
+  }
+  return {perm, boxes, lam, kind};
+}
+
 // Which of `sites` candidate layers mixes this step, or -1 (no mixing, probability 1 - p).
 at::Tensor choose(int64_t sites, double p, std::optional<at::Generator> generator) {
   TORCH_CHECK_VALUE(sites >= 1, "sites: must be at least 1, got ", sites);
@@ -178,6 +271,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sampled(
 
 TORCH_LIBRARY_IMPL(cutmix_ext, CompositeExplicitAutograd, m) {
   m.impl("sample", &sample);
+  m.impl("sample_timm", &sample_timm);
   m.impl("choose", &choose);
 }
 

@@ -55,6 +55,13 @@ def _sample_fake(n, height, width, alpha, cutmix, per_sample, pairing, generator
             torch.empty(n, dtype=torch.float64))
 
 
+@torch.library.register_fake("cutmix_ext::sample_timm")
+def _sample_timm_fake(n, height, width, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob,
+                      mode, correct_lam, generator=None):
+    return (torch.empty(n, dtype=torch.int64), torch.empty((n, 4), dtype=torch.int64),
+            torch.empty(n, dtype=torch.float64), torch.empty(n, dtype=torch.int8))
+
+
 @torch.library.register_fake("cutmix_ext::choose")
 def _choose_fake(sites, p, generator=None):
     return torch.empty((), dtype=torch.int64)

@@ -1,6 +1,7 @@
-"""Host-side draws beyond the paper's default box (which the C++ `sample` op draws): the paper's
-ablation variants, CutOut and timm's Mixup. Each returns MixParams with a per-sample `mode`,
-which the general op `mix_` applies in one launch, whatever mix of kinds the batch holds.
+"""Host-side draws beyond the paper's default box (which the C++ `sample` op draws) and timm's
+Mixup (the C++ `sample_timm` op): the paper's ablation variants and CutOut. Each returns
+MixParams with a per-sample `mode`, which the general op `mix_` applies in one launch, whatever
+mix of kinds the batch holds.
 
 Every draw comes from a torch.Generator (default: torch's CPU generator), so torch.manual_seed
 or a per-rank generator reproduces it. Beta draws reuse the `sample` op's exact sampler."""
@@ -9,7 +10,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._params import PASTE, BLEND, FILL, MixParams
+from ._params import FILL, PASTE, MixParams
 
 _ops = torch.ops.cutmix_ext
 
@@ -136,66 +137,3 @@ def cutout(n: int, height: int, width: int, *, size: BoxKind, alpha: float, per_
     b = b.expand(n, 4).contiguous() if d < n else b
     return MixParams(torch.arange(n), b, torch.ones(n, dtype=torch.float64), (height, width),
                      torch.full((n,), FILL, dtype=torch.int8))
-
-
-def timm(n: int, height: int, width: int, *, mixup_alpha: float, cutmix_alpha: float,
-         cutmix_minmax: Optional[Tuple[float, float]], prob: float, switch_prob: float, mode: str,
-         correct_lam: bool, generator: Optional[torch.Generator]) -> MixParams:
-    """timm.data.Mixup's draws, per batch ('batch'), per pair i, N-1-i ('pair') or per sample
-    ('elem'): with probability prob, CutMix (probability switch_prob when both alphas are set)
-    or MixUp with lam ~ Beta(alpha, alpha); the partner of i is N-1-i. timm's box: sides
-    int(H * sqrt(1 - lam)), centre uniform, each half-side cut // 2 and clipped; with
-    cutmix_minmax, sides uniform in [int(H * lo), int(H * hi)) placed inside the image. lam
-    becomes the exact area left when correct_lam or cutmix_minmax. An odd batch's middle sample
-    of 'pair' mode, its own partner, is left as it is."""
-    d = {"batch": min(n, 1), "pair": n // 2, "elem": n}[mode]
-    if cutmix_alpha > 0 and mixup_alpha > 0:
-        use_cut = torch.rand(d, generator=generator, dtype=torch.float64) < switch_prob
-    else:
-        use_cut = torch.full((d,), cutmix_alpha > 0 or cutmix_minmax is not None)
-    lam = torch.ones(d, dtype=torch.float64)
-    if use_cut.any():
-        lam = torch.where(use_cut, beta(d, cutmix_alpha if cutmix_alpha > 0 else 1.0, generator), lam)
-    if (~use_cut).any():
-        lam = torch.where(use_cut, lam, beta(d, mixup_alpha, generator))
-    keep = applied(d, prob, generator)
-    if keep is not None:
-        lam = torch.where(keep, lam, 1.0)
-    cut = use_cut & (lam < 1.0)
-    b = torch.zeros((d, 4), dtype=torch.int64)
-    if cutmix_minmax is not None:
-        lo, hi = cutmix_minmax
-        ch = _randint_between(int(height * lo), int(height * hi), d, generator)
-        cw = _randint_between(int(width * lo), int(width * hi), d, generator)
-        y1 = (torch.rand(d, generator=generator, dtype=torch.float64) * (height - ch)).long()
-        x1 = (torch.rand(d, generator=generator, dtype=torch.float64) * (width - cw)).long()
-        drawn = torch.stack((x1, y1, x1 + cw, y1 + ch), 1)
-    else:
-        ratio = torch.sqrt(1.0 - lam)
-        ch, cw = (height * ratio).long(), (width * ratio).long()
-        cy = torch.randint(0, height, (d,), generator=generator)
-        cx = torch.randint(0, width, (d,), generator=generator)
-        x1, x2 = _clip(cx - cw // 2, cx + cw // 2, width)
-        y1, y2 = _clip(cy - ch // 2, cy + ch // 2, height)
-        drawn = torch.stack((x1, y1, x2, y2), 1)
-    b[cut] = drawn[cut]
-    if correct_lam or cutmix_minmax is not None:
-        lam = torch.where(cut, area_lam(b, height, width), lam)
-    mixup = ~use_cut & (lam < 1.0)
-    b[mixup] = torch.tensor([0, 0, width, height])
-    m = torch.where(mixup, BLEND, PASTE).to(torch.int8)
-    if mode == "batch":
-        b, lam, m = b.expand(n, 4).contiguous(), lam.expand(n).contiguous(), m.expand(n).contiguous()
-    elif mode == "pair":  # i and N-1-i share one draw; an odd middle sample stays as it is
-        mid = n - 2 * d
-        b = torch.cat((b, torch.zeros((mid, 4), dtype=torch.int64), b.flip(0)))
-        lam = torch.cat((lam, torch.ones(mid, dtype=torch.float64), lam.flip(0)))
-        m = torch.cat((m, torch.zeros(mid, dtype=torch.int8), m.flip(0)))
-    perm = torch.arange(n - 1, -1, -1)
-    return MixParams(perm, b, lam, (height, width), m)
-
-
-def _randint_between(lo: int, hi: int, d: int, generator: Optional[torch.Generator]) -> torch.Tensor:
-    if hi <= lo:
-        raise ValueError(f"cutmix_minmax: gives box sides in [{lo}, {hi}), an empty range")
-    return torch.randint(lo, hi, (d,), generator=generator)

@@ -19,6 +19,8 @@ from ._ops import MixParams, cutmix_, mix_, mix_masks_, mixup_
 
 __all__ = ["CutMix", "FastCollateMixup", "Mixup", "MixUp"]
 
+_sample_timm = torch.ops.cutmix_ext.sample_timm.default
+
 try:  # torchvision's tensor subclasses, only to recognise images and videos among the inputs
     from torchvision import tv_tensors as _tv
 except ImportError:  # pragma: no cover - torchvision is optional
@@ -53,6 +55,12 @@ def _is_plain_tensor(x: Any) -> bool:
     return isinstance(x, torch.Tensor) and (_tv is None or not isinstance(x, _tv.TVTensor))
 
 
+class _State:
+    def __init__(self) -> None:
+        self.steps = 0
+        self.last_params: Optional[MixParams] = None
+
+
 class _Mix(torch.nn.Module):
     _cutmix: bool
 
@@ -66,7 +74,8 @@ class _Mix(torch.nn.Module):
         if schedule_steps is not None and (isinstance(schedule_steps, bool) or
                                            not isinstance(schedule_steps, int) or schedule_steps <= 0):
             raise ValueError(f"schedule_steps: expected a positive int or None, got {schedule_steps!r}")
-        self.p, self.schedule_steps, self.steps = float(p), schedule_steps, 0
+        self.p, self.schedule_steps = float(p), schedule_steps
+        self._state = _State()
         self._variant = variant
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"alpha: must be a positive number, got {alpha!r}")
@@ -81,18 +90,46 @@ class _Mix(torch.nn.Module):
         self._labels_getter = labels_getter
         self.label_smoothing, self.pairing, self.per_sample = label_smoothing, pairing, per_sample
         self.generator = generator
-        self.last_params: Optional[MixParams] = None
 
     def extra_repr(self) -> str:
         return (f"alpha={self.alpha}, num_classes={self.num_classes}, pairing={self.pairing!r}, "
                 f"per_sample={self.per_sample}, label_smoothing={self.label_smoothing}")
 
+    # Per-call state in a plain object: nn.Module's __setattr__ costs as much as a small mix.
+    @property
+    def steps(self) -> int:
+        """Calls so far (Scheduled CutMix's clock)."""
+        return self._state.steps
+
+    @property
+    def last_params(self) -> Optional[MixParams]:
+        """The draw of the last call."""
+        return self._state.last_params
+
     def forward(self, *inputs: Any) -> Any:
         inputs = inputs if len(inputs) > 1 else inputs[0]
+        if self._labels_getter is _find_labels and type(inputs) is tuple and len(inputs) == 2 and \
+                type(inputs[0]) is torch.Tensor and type(inputs[1]) is torch.Tensor:
+            # (images, labels), the common call: nothing to look for among the inputs
+            return inputs[0], self._apply([inputs[0]], inputs[1], [])
         flat, spec = tree_flatten(inputs)
         labels = self._labels_getter(inputs)
         if not isinstance(labels, torch.Tensor):
             raise ValueError(f"labels: must be a tensor, got {type(labels).__name__}")
+        label_at = next(i for i, x in enumerate(flat) if x is labels)
+        # As torchvision: images and videos; without any, the first plain tensor besides the labels.
+        targets = [i for i, x in enumerate(flat) if _is_image_like(x)]
+        if not targets:
+            targets = [next((i for i, x in enumerate(flat) if i != label_at and _is_plain_tensor(x)), None)]
+            if targets[0] is None:
+                raise ValueError("images: found no image or video tensor among the inputs")
+        masks = [flat[i] for i, x in enumerate(flat) if _tv is not None and isinstance(x, _tv.Mask)]
+        flat[label_at] = self._apply([flat[i] for i in targets], labels, masks)
+        return tree_unflatten(flat, spec)
+
+    def _apply(self, images: list, labels: torch.Tensor, masks: list) -> torch.Tensor:
+        """Checks everything, then mixes the images (the first one draws) and masks in place;
+        returns the mixed labels."""
         if labels.ndim not in (1, 2):
             raise ValueError(f"labels: expected class indices (N,) or probabilities (N, K), got shape "
                              f"{tuple(labels.shape)}")
@@ -101,15 +138,7 @@ class _Mix(torch.nn.Module):
                              f"{self.num_classes}; leave num_classes None")
         if labels.ndim == 1 and self.num_classes is None:
             raise ValueError("num_classes: required with class-index (1D) labels, got None")
-        label_at = next(i for i, x in enumerate(flat) if x is labels)
-        # As torchvision: images and videos; without any, the first plain tensor besides the labels.
-        targets = [i for i, x in enumerate(flat) if _is_image_like(x)]
-        if not targets:
-            targets = [next((i for i, x in enumerate(flat) if i != label_at and _is_plain_tensor(x)), None)]
-            if targets[0] is None:
-                raise ValueError("images: found no image or video tensor among the inputs")
-        for i in targets:
-            x = flat[i]
+        for x in images:
             want = 5 if _tv is not None and isinstance(x, _tv.Video) else 4
             if x.ndim != want:
                 raise ValueError(f"images: expected a batched input with {want} dims, got shape "
@@ -117,32 +146,31 @@ class _Mix(torch.nn.Module):
             if x.shape[0] != labels.shape[0]:
                 raise ValueError(f"images: batch size {x.shape[0]} does not match the labels' "
                                  f"{labels.shape[0]}")
-        masks = [i for i, x in enumerate(flat) if _tv is not None and isinstance(x, _tv.Mask)]
         if masks and not self._cutmix:
             raise ValueError("masks: MixUp blends pixels, which has no meaning for a segmentation "
                              "mask; masks go with CutMix only")
         k = self.num_classes if labels.ndim == 1 else None
         fn = cutmix_ if self._cutmix else mixup_
-        first = flat[targets[0]]
+        first = images[0]
         n, h, w = first.shape[0], first.shape[-2], first.shape[-1]
-        for i in masks:  # checked before anything is mixed
-            if tuple(flat[i].shape) not in ((n, h, w), (n, 1, h, w)):
+        for m in masks:  # checked before anything is mixed
+            if tuple(m.shape) not in ((n, h, w), (n, 1, h, w)):
                 raise ValueError(f"masks: expected shape (N, H, W) = ({n}, {h}, {w}) or (N, 1, H, W), "
-                                 f"got {tuple(flat[i].shape)}")
+                                 f"got {tuple(m.shape)}")
+        state = self._state
         p = self.p
         if self.schedule_steps is not None:  # Scheduled CutMix: p rises linearly from 0 to p
-            p = p * min(1.0, self.steps / self.schedule_steps)
-        self.steps += 1
+            p = p * min(1.0, state.steps / self.schedule_steps)
+        state.steps += 1
         _, mixed, params = fn(first, labels, k, alpha=self.alpha, label_smoothing=self.label_smoothing,
                               pairing=self.pairing, per_sample=self.per_sample,
                               generator=self.generator, return_params=True, p=p, **self._variant)
-        for i in targets[1:]:  # the other images of the sample get the same draw
-            fn(flat[i], labels, k, params=params)
-        for i in masks:
-            mix_masks_(flat[i].as_subclass(torch.Tensor), first, params)
-        self.last_params = params
-        flat[label_at] = mixed
-        return tree_unflatten(flat, spec)
+        for x in images[1:]:  # the other images of the sample get the same draw
+            fn(x, labels, k, params=params)
+        for m in masks:
+            mix_masks_(m.as_subclass(torch.Tensor), first, params)
+        state.last_params = params
+        return mixed
 
 
 class CutMix(_Mix):
@@ -195,7 +223,7 @@ class Mixup:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
             raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
         self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
-        self.cutmix_minmax = tuple(cutmix_minmax) if cutmix_minmax is not None else None
+        self.cutmix_minmax = tuple(map(float, cutmix_minmax)) if cutmix_minmax is not None else None
         self.mix_prob = _sampling.check_probability(prob, "prob")
         self.switch_prob = _sampling.check_probability(switch_prob, "switch_prob")
         self.mode, self.correct_lam = mode, bool(correct_lam)
@@ -207,13 +235,14 @@ class Mixup:
         self.last_params: Optional[MixParams] = None
 
     def sample(self, x: torch.Tensor) -> MixParams:
-        """The parameters of one call for a batch shaped like x (partner of i: N-1-i)."""
+        """The parameters of one call for a batch shaped like x (partner of i: N-1-i), drawn as
+        timm draws them (the op sample_timm, csrc/sample.cpp)."""
         n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
-        return _sampling.timm(n, h, w, mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
-                              cutmix_minmax=self.cutmix_minmax,
-                              prob=self.mix_prob if self.mixup_enabled else 0.0,
-                              switch_prob=self.switch_prob, mode=self.mode,
-                              correct_lam=self.correct_lam, generator=self.generator)
+        perm, boxes, lam, mode = _sample_timm(
+            n, h, w, self.mixup_alpha, self.cutmix_alpha, self.cutmix_minmax,
+            self.mix_prob if self.mixup_enabled else 0.0, self.switch_prob, self.mode,
+            self.correct_lam, self.generator)
+        return MixParams(perm, boxes, lam, (h, w), mode)
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor):
         if not isinstance(x, torch.Tensor) or x.dim() < 4:

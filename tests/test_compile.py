@@ -145,6 +145,10 @@ def test_opcheck_samplers(gen):
         torch.library.opcheck(ops.sample.default, args)
     for args in [(3, 0.5), (1, 1.0), (4, 0.0)]:
         torch.library.opcheck(ops.choose.default, args)
+    for args in [(8, 16, 12, 0.8, 1.0, None, 1.0, 0.5, "elem", True),
+                 (7, 10, 10, 0.0, 1.0, [0.2, 0.8], 0.7, 0.5, "pair", False),
+                 (4, 8, 8, 1.0, 0.0, None, 1.0, 0.5, "batch", True)]:
+        torch.library.opcheck(ops.sample_timm.default, args)
     images = rand_images((6, 3, 8, 8), torch.float32, gen)
     labels = rand_labels(6, 5, "int64", gen)
     for op in (ops.cutmix_sampled_.default, ops.mixup_sampled_.default):

@@ -90,6 +90,50 @@ def test_elem_chooses_per_sample_in_one_launch(gen):
     assert bool((p.boxes[blend] == torch.tensor([0, 0, 8, 8])).all())
 
 
+def ks_statistic(a, b):
+    """The two-sample Kolmogorov-Smirnov distance between two samples."""
+    a, b = np.sort(np.asarray(a, dtype=np.float64)), np.sort(np.asarray(b, dtype=np.float64))
+    grid = np.concatenate((a, b))
+    return float(np.abs(np.searchsorted(a, grid, "right") / len(a) -
+                        np.searchsorted(b, grid, "right") / len(b)).max())
+
+
+@pytest.mark.parametrize("config", range(len(CONFIGS)))
+def test_draws_follow_timms_sampler(config, gen):
+    """Our draws (the C++ op sample_timm) and timm's own sampler, many times over: the same
+    distributions of lam, of the box corners and sides and of the CutMix/MixUp choice (two-sample
+    KS at the 0.1% level; the choice within 5 sigma)."""
+    mixup_alpha, cutmix_alpha, minmax, prob, switch_prob, correct_lam = CONFIGS[config]
+    kwargs = dict(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, cutmix_minmax=minmax, prob=prob,
+                  switch_prob=switch_prob, mode="elem", correct_lam=correct_lam, num_classes=K)
+    n, h, w = 4000, 24, 20
+    ours = Mixup(**kwargs, generator=gen).sample(torch.empty(n, 3, h, w))
+    theirs = timm_mixup.Mixup(**kwargs)
+    np.random.seed(int(torch.randint(1 << 30, (1,), generator=gen)))
+    lam, use_cut = theirs._params_per_elem(n)
+    boxes = np.zeros((n, 4), dtype=np.int64)
+    for i in range(n):
+        if use_cut[i] and lam[i] != 1.0:
+            (yl, yh, xl, xh), lam[i] = timm_mixup.cutmix_bbox_and_lam(
+                (n, 3, h, w), lam[i], ratio_minmax=theirs.cutmix_minmax, correct_lam=theirs.correct_lam)
+            boxes[i] = (xl, yl, xh, yh)
+    cut_ours = (ours.mode == 0).numpy() & (ours.lam < 1).numpy()
+    cut_theirs = use_cut & (lam < 1)
+    limit = 1.95 * math.sqrt(2 / n) * 1.2  # KS critical value at alpha = 0.001 is 1.95 sqrt(2/n)
+    # timm keeps lam in float32: compare the same float32 values (areas are discrete)
+    assert ks_statistic(ours.lam.float().numpy(), lam) < limit
+    rate_o, rate_t = cut_ours.mean(), cut_theirs.mean()
+    assert abs(rate_o - rate_t) <= 5 * math.sqrt(max(rate_t * (1 - rate_t), 1e-3) * 2 / n)
+    if cut_theirs.sum() > 200 and cut_ours.sum() > 200:
+        bo, bt = ours.boxes.numpy()[cut_ours], boxes[cut_theirs]
+        crit = 1.95 * math.sqrt(1 / len(bo) + 1 / len(bt))
+        for col in range(4):
+            assert ks_statistic(bo[:, col], bt[:, col]) < crit, f"box column {col}"
+        assert ks_statistic(bo[:, 2] - bo[:, 0], bt[:, 2] - bt[:, 0]) < crit
+    blend = (ours.mode == 1).numpy()
+    assert bool((ours.boxes.numpy()[blend] == [0, 0, w, h]).all())
+
+
 @pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16])
 def test_odd_batches_and_other_dtypes(mode, dtype, gen):
