@@ -1,5 +1,6 @@
 // The Python module cutmix_ext._C: what the build contains, and direct entry points for the calls
-// a training loop makes on every batch (cutmix_ and mixup_ with drawn parameters).
+// a training loop makes on every batch (cutmix_ and mixup_ with drawn parameters, and the general
+// op mix_ behind the timm drop-ins).
 //
 // Calling an op through torch.ops parses every argument against the schema in Python-facing
 // code: about as many instructions as the whole CutMix of a small batch. These entry points take
@@ -39,6 +40,17 @@ bool plain_tensor(PyObject* o, at::Tensor& out) {
   if (!THPVariable_CheckExact(o)) return false;
   out = THPVariable_Unpack(o);
   return kWithCuda || !out.is_cuda();
+}
+
+bool plain_optional_tensor(PyObject* o, std::optional<at::Tensor>& out) {
+  if (o == Py_None) {
+    out.reset();
+    return true;
+  }
+  at::Tensor t;
+  if (!plain_tensor(o, t)) return false;
+  out = std::move(t);
+  return true;
 }
 
 bool plain_number(PyObject* o, double& out) {
@@ -152,9 +164,47 @@ PyObject* sampled(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   END_HANDLE_TH_ERRORS
 }
 
+using Mix = at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&,
+                       const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+                       std::optional<int64_t>, double);
+
+// mix_(images, labels or None, perm, boxes, lam, mode, fill, num_classes, label_smoothing)
+//   -> targets: the general op mix_ (per-sample paste, blend or fill; timm's Mixup, the paper's
+// variants, CutOut).
+PyObject* mix(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs != 9) {
+    PyErr_SetString(PyExc_TypeError, "mix_: expected 9 arguments");
+    return nullptr;
+  }
+  if (at::impl::torch_function_mode_enabled()) return not_implemented();
+  at::Tensor images, perm, boxes, lam, mode;
+  std::optional<at::Tensor> labels;
+  std::optional<int64_t> num_classes;
+  double fill = 0.0, smoothing = 0.0;
+  if (!plain_tensor(args[0], images) || !plain_optional_tensor(args[1], labels) ||
+      !plain_tensor(args[2], perm) || !plain_tensor(args[3], boxes) ||
+      !plain_tensor(args[4], lam) || !plain_tensor(args[5], mode) ||
+      !plain_number(args[6], fill) || !plain_optional_int(args[7], num_classes) ||
+      !plain_number(args[8], smoothing) ||
+      (labels.has_value() && labels->device() != images.device())) {
+    return not_implemented();
+  }
+  static const auto general = op("cutmix_ext::mix_").typed<Mix>();
+  at::Tensor targets;
+  {
+    pybind11::gil_scoped_release no_gil;
+    targets = general.call(images, labels, perm, boxes, lam, mode, fill, num_classes, smoothing);
+  }
+  return THPVariable_Wrap(std::move(targets));
+  END_HANDLE_TH_ERRORS
+}
+
 PyMethodDef methods[] = {
     {"sampled_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&sampled)),
      METH_FASTCALL, "cutmix_/mixup_ with drawn parameters; NotImplemented for unusual arguments"},
+    {"mix_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&mix)), METH_FASTCALL,
+     "the general op mix_; NotImplemented for unusual arguments"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

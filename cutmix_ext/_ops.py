@@ -204,6 +204,13 @@ def mix_(images: torch.Tensor, labels: Optional[torch.Tensor], params: MixParams
     only; CutOut fills it with `fill`). targets="compact" returns (y_a, y_b, lam) = (labels,
     labels[perm], lam) instead of the dense (N, K), and the kernel writes no targets at all.
     Returns (images, targets)."""
+    if masks is None and targets == "dense" and type(params) is MixParams and params.mode is not None \
+            and type(images) is torch.Tensor and not _compiling() and \
+            (params.size is None or params.size == (images.shape[-2], images.shape[-1])):
+        out = _C.mix_(images, labels, params.perm, params.boxes, params.lam, params.mode, fill,
+                      num_classes, label_smoothing)
+        if out is not NotImplemented:  # the direct entry point, as in cutmix_
+            return images, None if labels is None else out
     if not isinstance(params, MixParams):
         raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
     if labels is not None:
