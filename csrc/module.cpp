@@ -121,16 +121,16 @@ using Sampled = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
     c10::string_view, const std::optional<at::Tensor>&, bool, std::optional<at::Generator>);
 
 // sampled_(cutmix, images, labels, num_classes, label_smoothing, alpha, pairing, per_sample,
-//          generator) -> (targets, perm, boxes, lam): the op cutmix_sampled_ or mixup_sampled_
-// with the partners drawn by name.
+//          generator, with_params) -> (targets, perm, boxes, lam), or targets alone: the op
+// cutmix_sampled_ or mixup_sampled_ with the partners drawn by name.
 PyObject* sampled(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
-  if (nargs != 9) {
-    PyErr_SetString(PyExc_TypeError, "sampled_: expected 9 arguments");
+  if (nargs != 10) {
+    PyErr_SetString(PyExc_TypeError, "sampled_: expected 10 arguments");
     return nullptr;
   }
   if (at::impl::torch_function_mode_enabled()) return not_implemented();
-  bool cutmix = false, per_sample = false;
+  bool cutmix = false, per_sample = false, with_params = false;
   at::Tensor images, labels;
   std::optional<int64_t> num_classes;
   double smoothing = 0.0, alpha = 0.0;
@@ -140,7 +140,8 @@ PyObject* sampled(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       !plain_tensor(args[2], labels) || !plain_optional_int(args[3], num_classes) ||
       !plain_number(args[4], smoothing) || !plain_number(args[5], alpha) ||
       !plain_str(args[6], pairing) || !plain_bool(args[7], per_sample) ||
-      !plain_generator(args[8], generator) || labels.device() != images.device()) {
+      !plain_generator(args[8], generator) || !plain_bool(args[9], with_params) ||
+      labels.device() != images.device()) {
     return not_implemented();
   }
   static const auto cut = op("cutmix_ext::cutmix_sampled_").typed<Sampled>();
@@ -154,6 +155,7 @@ PyObject* sampled(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
                     std::move(generator));
   }
   auto& [targets, perm, boxes, lam] = out;
+  if (!with_params) return THPVariable_Wrap(std::move(targets));
   PyObject* result = PyTuple_New(4);
   if (result == nullptr) return nullptr;
   PyTuple_SET_ITEM(result, 0, THPVariable_Wrap(std::move(targets)));  // steals the references

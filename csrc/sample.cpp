@@ -3,6 +3,7 @@
 // kernels stay deterministic functions of their parameters.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/core/DistributionsHelper.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
@@ -73,7 +74,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample(int64_t n, int64_t height,
       generator, at::detail::getDefaultCPUGenerator());
   std::lock_guard<std::mutex> lock(gen->mutex_);
 
-  at::Tensor perm = at::empty({n}, at::kLong);
+  // Straight from the CPU allocator: these run on every call, and the dispatcher's at::empty
+  // costs more than the draws.
+  at::Tensor perm = at::detail::empty_cpu({n}, at::kLong);
   int64_t* p = perm.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) {
     p[i] = pairing == "roll" ? (i + n - 1) % n : pairing == "flip" ? n - 1 - i : i;
@@ -82,8 +85,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample(int64_t n, int64_t height,
     for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[randint(i + 1, gen)]);
   }
 
-  at::Tensor lam = at::empty({n}, at::kDouble);
-  at::Tensor boxes = at::empty({cutmix ? n : 0, 4}, at::kLong);
+  at::Tensor lam = at::detail::empty_cpu({n}, at::kDouble);
+  at::Tensor boxes = at::detail::empty_cpu({cutmix ? n : 0, 4}, at::kLong);
   double* l = lam.data_ptr<double>();
   int64_t* b = boxes.data_ptr<int64_t>();
   const int64_t draws = per_sample ? n : std::min<int64_t>(n, 1);

@@ -255,10 +255,11 @@ def _compact(labels, params):
 def _with_drawn(images, drawn, cut, return_params):
     """The result of the direct entry point _C.sampled_ (see csrc/module.cpp): the same op as
     torch.ops.cutmix_ext.cutmix_sampled_ / mixup_sampled_, without parsing its schema in Python,
-    for the call a training loop makes on every batch."""
-    targets, perm, boxes, lam = drawn
+    for the call a training loop makes on every batch; the targets alone unless params were
+    asked for."""
     if not return_params:
-        return images, targets
+        return images, drawn
+    targets, perm, boxes, lam = drawn
     return images, targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
 
 
@@ -297,7 +298,7 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
     plain = box == "uniform" and label == "area" and p == 1.0 and masks is None and targets == "dense"
     if plain and params is None and sampling == "host" and not _compiling():
         drawn = _C.sampled_(True, images, labels, num_classes, label_smoothing, alpha, pairing,
-                            per_sample, generator)
+                            per_sample, generator, bool(return_params))
         if drawn is not NotImplemented:
             return _with_drawn(images, drawn, True, return_params)
     _check_call(images, labels, num_classes, label_smoothing, params, True)
@@ -340,7 +341,7 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
     """
     if params is None and p == 1.0 and targets == "dense" and sampling == "host" and not _compiling():
         drawn = _C.sampled_(False, images, labels, num_classes, label_smoothing, alpha, pairing,
-                            per_sample, generator)
+                            per_sample, generator, bool(return_params))
         if drawn is not NotImplemented:
             return _with_drawn(images, drawn, False, return_params)
     _check_call(images, labels, num_classes, label_smoothing, params, False)

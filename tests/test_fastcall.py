@@ -30,12 +30,17 @@ def test_direct_entry_equals_torch_ops(op, dtype, device, gen):
         a, b = images.clone(), images.clone()
         seed = seeded(gen).initial_seed()
         direct = _C.sampled_(op == "cutmix", a, labels, k, eps, 0.8, pairing, per_sample,
-                             torch.Generator().manual_seed(seed))
+                             torch.Generator().manual_seed(seed), True)
         via_ops = OPS[op](b, labels, k, eps, 0.8, pairing, None, per_sample,
                           torch.Generator().manual_seed(seed))
         assert torch.equal(a, b)
         for got, want in zip(direct, via_ops):
             assert torch.equal(got, want)
+        # without params: the targets alone, the same draw
+        c = images.clone()
+        alone = _C.sampled_(op == "cutmix", c, labels, k, eps, 0.8, pairing, per_sample,
+                            torch.Generator().manual_seed(seed), False)
+        assert torch.equal(c, a) and torch.equal(alone, direct[0])
 
 
 class Counting:
@@ -104,7 +109,7 @@ def test_unusual_arguments_go_through_torch_ops_with_the_same_result(op, case, g
     args = UNUSUAL[case](base)
     seed = seeded(gen).initial_seed()
     assert _C.sampled_(op == "cutmix", images.clone(), args["labels"], args["num_classes"], 0.0,
-                       args["alpha"], args["pairing"], args["per_sample"], None) is NotImplemented
+                       args["alpha"], args["pairing"], args["per_sample"], None, False) is NotImplemented
     fn = getattr(cutmix_ext, op + "_")
     a, b = images.clone(), images.clone()
     _, ta = fn(a, generator=torch.Generator().manual_seed(seed), **args)
@@ -126,9 +131,9 @@ def test_errors_are_the_ops_own(gen):
     before = images.clone()
     labels = torch.tensor([0, 1, 7, 2])
     with pytest.raises(ValueError, match=r"labels: class index 7 at position 2 is outside \[0, num_classes = 5\)"):
-        _C.sampled_(True, images, labels, 5, 0.0, 1.0, "roll", False, None)
+        _C.sampled_(True, images, labels, 5, 0.0, 1.0, "roll", False, None, False)
     with pytest.raises(ValueError, match=r"pairing: expected 'roll', 'flip', 'random'"):
-        _C.sampled_(True, images, labels % 5, 5, 0.0, 1.0, "shuffle", False, None)
+        _C.sampled_(True, images, labels % 5, 5, 0.0, 1.0, "shuffle", False, None, False)
     assert torch.equal(images, before)
-    with pytest.raises(TypeError, match="expected 9 arguments"):
+    with pytest.raises(TypeError, match="expected 10 arguments"):
         _C.sampled_(True, images)
