@@ -86,6 +86,27 @@ inline void copy_bytes(char* dst, const char* src, int64_t len) {
     return;
   }
 #endif
+  // Shorter ones (a feature map's rows) as two overlapping moves of 8, 4 or 1 bytes.
+  if (len >= 8 && len < 16) {
+    uint64_t head, tail;
+    std::memcpy(&head, src, 8);
+    std::memcpy(&tail, src + len - 8, 8);
+    std::memcpy(dst, &head, 8);
+    std::memcpy(dst + len - 8, &tail, 8);
+    return;
+  }
+  if (len >= 4 && len < 8) {
+    uint32_t head, tail;
+    std::memcpy(&head, src, 4);
+    std::memcpy(&tail, src + len - 4, 4);
+    std::memcpy(dst, &head, 4);
+    std::memcpy(dst + len - 4, &tail, 4);
+    return;
+  }
+  if (len < 4) {
+    for (int64_t e = 0; e < len; ++e) dst[e] = src[e];
+    return;
+  }
   std::memcpy(dst, src, len);
 }
 
@@ -172,6 +193,7 @@ void blend(T* out, const T* a, const T* b, int64_t len, double wa64, double wb64
       if constexpr (std::is_same_v<T, uint8_t>) e = blend_u8_avx2(out, a, b, len, wa, wb);
       if constexpr (std::is_same_v<T, c10::BFloat16>) e = blend_bf16_avx2(o16, a16, b16, len, wa, wb);
       if constexpr (std::is_same_v<T, c10::Half>) e = blend_f16_avx2(o16, a16, b16, len, wa, wb);
+      if constexpr (std::is_same_v<T, float>) e = blend_f32_avx2(out, a, b, len, wa, wb);
     }
 #endif
     for (; e < len; ++e) {
