@@ -252,13 +252,11 @@ def _compact(labels, params):
     return labels, labels[perm], params.lam.to(labels.device, non_blocking=True)
 
 
-def _with_drawn(images, drawn, cut, return_params):
-    """The result of the direct entry point _C.sampled_ (see csrc/module.cpp): the same op as
-    torch.ops.cutmix_ext.cutmix_sampled_ / mixup_sampled_, without parsing its schema in Python,
-    for the call a training loop makes on every batch; the targets alone unless params were
-    asked for."""
-    if not return_params:
-        return images, drawn
+def _with_drawn(images, drawn, cut):
+    """(images, targets, params) from the direct entry point _C.sampled_ (see csrc/module.cpp):
+    the same op as torch.ops.cutmix_ext.cutmix_sampled_ / mixup_sampled_, without parsing its
+    schema in Python, for the call a training loop makes on every batch. Without params asked
+    for, it returns the targets alone."""
     targets, perm, boxes, lam = drawn
     return images, targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
 
@@ -300,7 +298,7 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
         drawn = _C.sampled_(True, images, labels, num_classes, label_smoothing, alpha, pairing,
                             per_sample, generator, bool(return_params))
         if drawn is not NotImplemented:
-            return _with_drawn(images, drawn, True, return_params)
+            return _with_drawn(images, drawn, True) if return_params else (images, drawn)
     _check_call(images, labels, num_classes, label_smoothing, params, True)
     _check_targets_kind(targets, labels)
     if _check_sampling_mode(sampling, images, params, pairing):
@@ -343,7 +341,7 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
         drawn = _C.sampled_(False, images, labels, num_classes, label_smoothing, alpha, pairing,
                             per_sample, generator, bool(return_params))
         if drawn is not NotImplemented:
-            return _with_drawn(images, drawn, False, return_params)
+            return _with_drawn(images, drawn, False) if return_params else (images, drawn)
     _check_call(images, labels, num_classes, label_smoothing, params, False)
     _check_targets_kind(targets, labels)
     if _check_sampling_mode(sampling, images, params, pairing):

@@ -1,0 +1,435 @@
+"""cutmix_ext against torchvision, timm, kornia and plain torch, next to the copy-bandwidth floor,
+measured side by side in one run on one device.
+
+    python -m benchmarks.run --device cpu            # every case (about 20 minutes on 2 cores)
+    python -m benchmarks.run --device cuda
+    python -m benchmarks.run --device cpu --quick    # a few cases, fewer samples (about 1 minute)
+
+Writes benchmarks/results/<device>-<date>.md (every row) and .png (the chart), and prints the
+markdown.
+
+Timing. The implementations of one case take turns, one sample each per round in a shuffled
+order, so that a slow spell of a shared machine hits them alike and their ratios stay fair; each
+gets at least --min-samples samples and --min-run-time seconds (at most 40 samples). A call that
+takes over 2 s (a per-sample Python loop over a large feature map) is timed once. A sample of a batch under 4 MiB is a block of
+back-to-back calls (the batch stays in cache, as it would in a loop over small batches); a larger
+batch is timed one call at a time after the caches were flushed by reading a buffer twice their
+size (it comes from DRAM in a training loop, and back-to-back calls on a batch the size of the L3
+or L2 cache would flatter everyone).
+The samples are reduced to median and IQR by torch.utils.benchmark's Measurement. CPU: wall
+clock with torch's intra-op threads (all cores), Python's garbage collector off while timing (as
+timeit); CUDA: CUDA events on the current stream, warm-up excluded.
+
+Each call draws its own parameters, as in training, except the `fixed box` row, whose patch (a
+centred box of half the image) is exactly what `patch copy_` copies. Before timing, cutmix_ext's
+result for a case is checked against the pure-PyTorch reference (cutmix_ext.reference).
+
+Floors: `patch copy_` copies the patch's bytes between two buffers (CutMix must read the
+partner's patch and write its own); `batch copy_` copies the batch (MixUp reads it and writes
+it); forward+backward, two clones of the map (the forward's output and the input's gradient are
+new tensors for anyone mixing out of place, so their allocation is in the floor: above glibc's
+mmap threshold, fresh pages, which the kernel zeroes). On CUDA also an empty kernel launch, the
+least a call can cost.
+"""
+import argparse
+import contextlib
+import datetime
+import gc
+import os
+import platform
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.benchmark.utils.common import Measurement, TaskSpec
+
+import cutmix_ext
+from cutmix_ext.reference import cutmix_reference, mixup_reference
+
+from . import impls as I
+from . import report
+
+K = 1000
+LAYOUTS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
+# Batches from this size on are timed one call at a time with flushed caches (see above).
+DRAM_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Case:
+    shape: tuple
+    dtype: torch.dtype
+    layout: str = "NCHW"
+    backward: bool = False
+
+    @property
+    def name(self):
+        return "x".join(map(str, self.shape)) + (" fwd+bwd" if self.backward else "")
+
+    @property
+    def label(self):
+        return f"{self.name} {str(self.dtype).replace('torch.', '')} {self.layout}"
+
+    @property
+    def nbytes(self):
+        n = self.dtype.itemsize
+        for s in self.shape:
+            n *= s
+        return n
+
+
+def cases(device, quick):
+    dtypes = [torch.uint8, torch.bfloat16, torch.float32]
+    if quick:
+        return [Case((8, 3, 8, 8), torch.float32), Case((128, 3, 32, 32), torch.uint8),
+                Case((64, 3, 224, 224), torch.float32), Case((64, 3, 224, 224), torch.uint8),
+                Case((127, 3, 32, 32), torch.float32)]
+    shapes = [(8, 3, 8, 8), (128, 3, 32, 32), (64, 3, 224, 224), (256, 3, 224, 224), (32, 256, 14, 14)]
+    out = [Case(s, d, lay) for s in shapes for d in dtypes for lay in LAYOUTS]
+    if device == "cuda":
+        out += [Case((1024, 3, 224, 224), torch.bfloat16, lay) for lay in LAYOUTS]
+    # feature-level mixing in a model's forward, with its backward: no gradient for uint8
+    out += [Case((64, 256, 56, 56), d, lay, backward=True) for d in dtypes[1:] for lay in LAYOUTS]
+    # an odd batch, which some implementations refuse
+    out.append(Case((127, 3, 32, 32), torch.float32))
+    return out
+
+
+@dataclass
+class Row:
+    case: Case
+    impl: I.Impl
+    median: Optional[float] = None  # seconds
+    iqr: Optional[float] = None
+    samples: int = 0
+    peak_bytes: Optional[int] = None  # allocated during one call, its outputs included
+    launches: Optional[int] = None  # device activities per call (CUDA)
+    note: str = ""
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@contextlib.contextmanager
+def no_gc():
+    """The garbage collector off while timing, as timeit does: a collection that the timed calls
+    happen to trigger is not theirs."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+class Clock:
+    """Times `number` calls of a function: perf_counter on the CPU, CUDA events on CUDA. cold:
+    the caches are flushed first, by reading a buffer of twice the last-level cache (a read
+    leaves them clean, so a call pays for its own traffic, not for writing back the flush's)."""
+
+    def __init__(self, device):
+        self.device = device
+        if device == "cuda":
+            cache = torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+            self.events = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        else:
+            # The L3 a process can reach is hard to read in a VM (two cores may sit on two
+            # 32 MiB slices): 128 MiB covers the usual cases; a 64 MiB read left part of a 10 MB
+            # batch in cache here.
+            cache = 64 << 20
+        self.scratch = torch.ones(2 * cache // 4, dtype=torch.float32, device=device)
+
+    def __call__(self, fn, number=1, cold=False):
+        if cold:
+            self.scratch.sum()
+        with no_gc():
+            return self._time(fn, number)
+
+    def _time(self, fn, number):
+        if self.device == "cuda":
+            start, end = self.events
+            start.record()
+            for _ in range(number):
+                fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return time.perf_counter() - t
+
+
+def take_turns(fns, device, clock, cold, min_run_time, min_samples, max_samples=40):
+    """Median and IQR per call of each function (each called once already), the functions taking
+    turns in an order shuffled every round (see the module's docstring). Returns
+    {name: Measurement}."""
+    number = {}
+    for name, fn in fns.items():  # calls per sample
+        once = clock(fn)
+        number[name] = 1 if cold else int(min(10000, max(1, 2e-3 / max(once, 1e-7))))
+    times = {name: [] for name in fns}
+    spent = dict.fromkeys(fns, 0.0)
+    active = list(fns)
+    order = random.Random(0)
+    while active:
+        order.shuffle(active)
+        for name in active:
+            t = clock(fns[name], number[name], cold)
+            times[name].append(t / number[name])
+            spent[name] += t
+        active = [n for n in active if len(times[n]) < max_samples and
+                  (len(times[n]) < min_samples or spent[n] < min_run_time)]
+    return {name: Measurement(1, ts, TaskSpec("fn()", "", description=name, num_threads=torch.get_num_threads()))
+            for name, ts in times.items()}
+
+
+def cpu_peak_bytes(fn):
+    """Peak bytes allocated by torch's CPU allocator during one call, from the profiler's memory
+    records: each op's own allocations (its total less its children's) and frees, in time order."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    deltas = []
+    for e in prof.events():
+        own = e.cpu_memory_usage - sum(c.cpu_memory_usage for c in e.cpu_children)
+        if own:
+            deltas.append((e.time_range.start, own))
+    running = peak = 0
+    for _, d in sorted(deltas, key=lambda t: t[0]):
+        running += d
+        peak = max(peak, running)
+    return peak
+
+
+def cuda_peak_bytes(fn):
+    sync("cuda")
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    sync("cuda")
+    return torch.cuda.max_memory_allocated() - base
+
+
+def cuda_launches(fn):
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        sync("cuda")
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+
+
+def make_batch(case, device):
+    if case.dtype == torch.uint8:
+        x = torch.randint(0, 256, case.shape, dtype=torch.uint8)
+    else:
+        x = torch.randn(case.shape).to(case.dtype)
+    x = x.to(device).contiguous(memory_format=LAYOUTS[case.layout])
+    y = torch.randint(0, K, (case.shape[0],)).to(device)
+    return x, y
+
+
+def failure(e):
+    msg = " ".join(str(e).split()) or "(no message)"
+    return f"{type(e).__name__}: {msg[:140]}"
+
+
+def check(case, x, y):
+    """cutmix_ext's cutmix_ and mixup_ on this batch against the pure-PyTorch reference, before
+    anything is timed: a fast wrong answer must not make it into the table."""
+    if case.backward:
+        return
+    for op, ref in ((cutmix_ext.cutmix_, cutmix_reference), (cutmix_ext.mixup_, mixup_reference)):
+        got = x.clone()
+        _, targets, p = op(got, y, K, per_sample=True, pairing="random", return_params=True)
+        want, want_targets, *_ = ref(x, y, p.perm, p.boxes if p.boxes is not None else p.lam, K)
+        if not (torch.equal(got, want) and torch.equal(targets.cpu(), want_targets)):
+            raise AssertionError(f"{case.label}: cutmix_ext.{op.__name__} differs from the reference")
+
+
+def floor_fn(impl, case, x, box):
+    if case.backward:  # out of place: the output and the gradient are new tensors, as anyone's
+        g = torch.randn_like(x)
+        return lambda: (x.clone(), g.clone())
+    if impl.op == I.CUTMIX:
+        n, c, h, w = x.shape
+        src = x.reshape(-1)[:n * c * (box[2] - box[0]) * (box[3] - box[1])].clone()
+        dst = torch.empty_like(src)
+        return lambda: dst.copy_(src)
+    dst = torch.empty_like(x)
+    return lambda: dst.copy_(x)
+
+
+def call_fn(impl, case, x, y, box):
+    """The timed call, or None where it does not apply (the drop-ins inside a model)."""
+    made = impl.make(x, y, K, box)
+    if not case.backward:
+        return lambda: made(x, y)
+    mix = I.differentiable(impl, made, x, box)
+    if mix is None:
+        return None
+    grad = torch.randn_like(x)
+
+    def step():
+        out = mix(x.detach().requires_grad_(), y)
+        (out[0] if isinstance(out, (tuple, list)) else out).backward(grad)
+    return step
+
+
+# A call slower than this is timed once (the first call), so that a per-sample Python loop
+# over a large feature map does not take the run's time.
+SLOW_S = 2.0
+
+
+def run_case(case, impls, device, clock, args, progress):
+    x, y = make_batch(case, device)
+    check(case, x, y)
+    box = I.half_box(*case.shape[-2:])
+    rows, fns = [], {}
+    for impl in impls:
+        progress.step(f"{case.label}: {impl.op} {impl.name}")
+        if impl.make is None and not impl.floor:
+            rows.append(Row(case, impl, note=impl.missing))
+            continue
+        try:
+            fn = floor_fn(impl, case, x, box) if impl.floor else call_fn(impl, case, x, y, box)
+            if fn is None:
+                continue
+            first = clock(fn)  # also the warm-up
+        except Exception as e:  # recorded in the table: which inputs an implementation refuses
+            rows.append(Row(case, impl, note=failure(e)))
+            continue
+        if first > SLOW_S:
+            rows.append(Row(case, impl, median=first, samples=1,
+                            note=f"timed once: a call takes over {SLOW_S:.0f} s"))
+            continue
+        fns[impl] = fn
+    if device == "cuda":
+        empty = I.Impl("empty kernel launch", "reference", "floor", None, floor=True)
+        fns[empty] = lambda: torch.cuda._sleep(0)
+        fns[empty]()
+    cold = case.nbytes >= DRAM_BYTES
+    measured = take_turns(fns, device, clock, cold, args.min_run_time, args.min_samples)
+    for impl, fn in fns.items():
+        m = measured[impl]
+        row = Row(case, impl, median=m.median, iqr=m.iqr, samples=len(m.times))
+        row.peak_bytes = cuda_peak_bytes(fn) if device == "cuda" else cpu_peak_bytes(fn)
+        if device == "cuda":
+            row.launches = cuda_launches(fn)
+        rows.append(row)
+    order = {impl: i for i, impl in enumerate(impls)}
+    return sorted(rows, key=lambda r: order.get(r.impl, len(order)))
+
+
+class Progress:
+    """A progress bar on a terminal; a line per case otherwise (logs)."""
+
+    def __init__(self, total):
+        self.total, self.done, self.tty = total, 0, sys.stderr.isatty()
+        self.last_case, self.start = None, time.monotonic()
+
+    def step(self, what):
+        self.done += 1
+        case = what.split(":")[0]
+        elapsed = time.monotonic() - self.start
+        if self.tty:
+            bar = "#" * (30 * self.done // self.total)
+            sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} {elapsed:5.0f} s {what[:70]:<70}")
+        elif case != self.last_case:
+            sys.stderr.write(f"[{self.done}/{self.total}, {elapsed:.0f} s] {case}\n")
+        self.last_case = case
+        sys.stderr.flush()
+
+    def close(self):
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def versions():
+    import numpy
+
+    def ver(mod):
+        try:
+            return __import__(mod).__version__
+        except Exception:
+            return "absent"
+    return (f"torch {torch.__version__}, torchvision {ver('torchvision')}, timm {ver('timm')}, "
+            f"kornia {ver('kornia')}, numpy {numpy.__version__}, python {platform.python_version()}, "
+            f"cutmix_ext {cutmix_ext.__version__} (CUDA kernels: "
+            f"{'yes, ' + cutmix_ext.CUDA_ARCHS if cutmix_ext.WITH_CUDA else 'no'})")
+
+
+def device_name(device):
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{model or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--quick", action="store_true", help="a few cases, fewer samples")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"),
+                        help="folder for <device>-<date>.md and .png")
+    parser.add_argument("--min-run-time", type=float, default=None,
+                        help="seconds of timing per row at least (default 0.3, 0.05 with --quick)")
+    parser.add_argument("--min-samples", type=int, default=None,
+                        help="samples per row at least (default 7, 3 with --quick)")
+    parser.add_argument("--no-loader", action="store_true", help="skip the DataLoader end-to-end case")
+    parser.add_argument("--only", default=None, help="run only the cases whose label contains this")
+    parser.add_argument("--impls", default=None,
+                        help="run only the implementations whose name contains one of these "
+                             "comma-separated words (and the floors)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    if args.device == "cuda" and not cutmix_ext.WITH_CUDA:
+        parser.error("--device cuda: cutmix_ext was built without its CUDA kernels")
+    warnings.filterwarnings("ignore")
+    args.min_run_time = args.min_run_time if args.min_run_time is not None else (0.05 if args.quick else 0.3)
+    args.min_samples = args.min_samples or (3 if args.quick else 7)
+
+    todo = [c for c in cases(args.device, args.quick) if args.only is None or args.only in c.label]
+    impls = [i for i in I.implementations() if i.floor or args.impls is None or
+             any(w in i.name for w in args.impls.split(","))]
+    progress = Progress(len(todo) * len(impls))
+    clock = Clock(args.device)
+    rows = []
+    for case in todo:
+        rows += run_case(case, impls, args.device, clock, args, progress)
+    progress.close()
+    loader_rows = None
+    if args.device == "cpu" and not args.no_loader:
+        from . import loader
+        loader_rows = loader.run(K, batches=8 if args.quick else 30)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    meta = dict(device=args.device, device_name=device_name(args.device), versions=versions(),
+                date=f"{now:%Y-%m-%d %H:%M UTC}", K=K, min_run_time=args.min_run_time,
+                min_samples=args.min_samples, quick=args.quick,
+                command="python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]))
+    stem = f"{args.device}-{now:%Y-%m-%d}" + ("-quick" if args.quick else "")
+    os.makedirs(args.out, exist_ok=True)
+    png = os.path.join(args.out, stem + ".png")
+    drawn = report.chart(rows, meta, png)
+    md = report.markdown(rows, loader_rows, meta, os.path.basename(png) if drawn else None)
+    with open(os.path.join(args.out, stem + ".md"), "w") as f:
+        f.write(md)
+    print(md)
+    print(f"written: {os.path.join(args.out, stem)}.md" + (" and .png" if drawn else ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
