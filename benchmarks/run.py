@@ -108,6 +108,7 @@ class Row:
     iqr: Optional[float] = None
     samples: int = 0
     peak_bytes: Optional[int] = None  # allocated during one call, its outputs included
+    temp_bytes: Optional[int] = None  # of which freed again by the end of the call (CUDA)
     launches: Optional[int] = None  # device activities per call (CUDA)
     note: str = ""
 
@@ -210,12 +211,17 @@ def cpu_peak_bytes(fn):
 
 
 def cuda_peak_bytes(fn):
+    """(peak bytes allocated during one call, the part of them freed again before it returned:
+    its temporaries; the rest is its outputs, sizes as the caching allocator rounds them)."""
     sync("cuda")
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
-    fn()
+    out = fn()
     sync("cuda")
-    return torch.cuda.max_memory_allocated() - base
+    peak = torch.cuda.max_memory_allocated() - base
+    kept = torch.cuda.memory_allocated() - base
+    del out
+    return peak, peak - kept
 
 
 def cuda_launches(fn):
@@ -319,9 +325,11 @@ def run_case(case, impls, device, clock, args, progress):
     for impl, fn in fns.items():
         m = measured[impl]
         row = Row(case, impl, median=m.median, iqr=m.iqr, samples=len(m.times))
-        row.peak_bytes = cuda_peak_bytes(fn) if device == "cuda" else cpu_peak_bytes(fn)
         if device == "cuda":
+            row.peak_bytes, row.temp_bytes = cuda_peak_bytes(fn)
             row.launches = cuda_launches(fn)
+        else:
+            row.peak_bytes = cpu_peak_bytes(fn)
         rows.append(row)
     order = {impl: i for i, impl in enumerate(impls)}
     return sorted(rows, key=lambda r: order.get(r.impl, len(order)))

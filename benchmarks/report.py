@@ -1,0 +1,294 @@
+"""The suite's markdown (targets, summary, every row, the DataLoader case) and its chart."""
+import sys
+
+from .impls import CUTMIX, MIXUP
+
+SIZES_224 = ((64, 3, 224, 224), (256, 3, 224, 224), (1024, 3, 224, 224))
+CHART_FAMILIES = ["cutmix_ext", "cutmix_ext per-sample", "torchvision", "timm batch", "timm elem",
+                  "kornia", "plain torch"]
+COLORS = ["#1b7837", "#7fbf7b", "#2166ac", "#d6604d", "#f4a582", "#8073ac", "#878787"]
+
+
+def us(seconds):
+    if seconds is None:
+        return "—"
+    v = seconds * 1e6
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def dtype_name(case):
+    return str(case.dtype).replace("torch.", "")
+
+
+def find(rows, case, op, name):
+    return next((r for r in rows if r.case == case and r.impl.op == op and r.impl.name == name), None)
+
+
+def floor_row(rows, case, op):
+    return next((r for r in rows if r.case == case and r.impl.op == op and r.impl.floor), None)
+
+
+def floor_ratio(rows, r):
+    """floor / time where the row moves the floor's bytes: the fixed box (CutMix), every MixUp,
+    everything forward+backward. Sampled CutMix boxes vary in size: no ratio."""
+    if r.median is None:
+        return None
+    if not (r.case.backward or r.impl.op == MIXUP or r.impl.floor or r.impl.family == "cutmix_ext fixed"):
+        return None
+    f = floor_row(rows, r.case, r.impl.op)
+    return None if f is None or f.median is None else f.median / r.median
+
+
+def speedup(rows, r):
+    tv = find(rows, r.case, r.impl.op, "torchvision v2." + ("CutMix" if r.impl.op == CUTMIX else "MixUp"))
+    if tv is None or tv.median is None or r.median is None or r.impl.floor:
+        return None
+    return tv.median / r.median
+
+
+def targets(rows, device):
+    """(target, measured, met) for the issue's targets, from this run's rows."""
+    out = []
+
+    def each(shape_pred, op, name):
+        return [r for r in rows if shape_pred(r.case) and r.impl.op == op and r.impl.name == name
+                and not r.case.backward and r.median is not None]
+
+    def ratio_vs(op, name, ref, pred):
+        got = []
+        for r in each(pred, op, name):
+            f = find(rows, r.case, op, ref) if not ref.endswith("(floor)") else floor_row(rows, r.case, op)
+            if f is not None and f.median is not None:
+                got.append((r.median / f.median, r.case.label))
+        return got
+
+    def is_shape(*shapes):
+        return lambda c: c.shape in shapes
+
+    if device == "cpu":
+        small = [(r.median, f"{r.impl.name}, {r.case.label}") for op, name in
+                 [(CUTMIX, "cutmix_ext cutmix_"), (MIXUP, "cutmix_ext mixup_")]
+                 for r in each(is_shape((8, 3, 8, 8)), op, name)]
+        if small:
+            worst = max(small)
+            out.append(("≤ 10 µs per call at 8x3x8x8", f"worst {worst[0] * 1e6:.2f} µs ({worst[1]})",
+                        worst[0] <= 10e-6))
+        for shape, dtype, want in [((64, 3, 224, 224), "float32", 8), ((256, 3, 224, 224), "uint8", 9)]:
+            got = [(1 / v, c) for v, c in ratio_vs(CUTMIX, "cutmix_ext cutmix_", "torchvision v2.CutMix",
+                                                   lambda c, s=shape, d=dtype: c.shape == s and dtype_name(c) == d)]
+            if got:
+                worst = min(got)
+                out.append((f"≥ {want}x torchvision CutMix at {'x'.join(map(str, shape))} {dtype}",
+                            f"worst {worst[0]:.1f}x ({worst[1]})", worst[0] >= want))
+    else:
+        got = [(1 / v, c) for v, c in ratio_vs(CUTMIX, "cutmix_ext cutmix_ fixed box", "patch copy_ (floor)",
+                                               lambda c: (c.shape, c.dtype.itemsize) in
+                                               [((256, 3, 224, 224), 4), ((1024, 3, 224, 224), 2)])]
+        if got:
+            worst = min(got)
+            out.append(("CutMix ≥ 90% of the copy bandwidth on the patch bytes at 256x3x224x224 f32, "
+                        "1024x3x224x224 bf16", f"worst {100 * worst[0]:.0f}% ({worst[1]})", worst[0] >= 0.9))
+        for op, name in [(CUTMIX, "cutmix_ext cutmix_"), (MIXUP, "cutmix_ext mixup_")]:
+            got = [(1 / v, c) for v, c in ratio_vs(op, name, f"torchvision v2.{op}", lambda c: True)]
+            if got:
+                worst = min(got)
+                out.append((f"{op} ≥ 5x torchvision", f"worst {worst[0]:.1f}x ({worst[1]})", worst[0] >= 5))
+        got = [(r.median / e.median, r.case.label) for r in each(is_shape((128, 3, 32, 32)), CUTMIX,
+                                                                 "cutmix_ext cutmix_")
+               for e in [find(rows, r.case, "reference", "empty kernel launch")] if e is not None]
+        if got:
+            worst = max(got)
+            out.append(("within 1.5x of an empty kernel launch at 128x3x32x32",
+                        f"worst {worst[0]:.2f}x ({worst[1]})", worst[0] <= 1.5))
+        ours = [r for r in rows if r.impl.name in ("cutmix_ext cutmix_", "cutmix_ext mixup_")
+                and not r.case.backward and r.median is not None]
+        if ours:
+            counts = sorted({r.launches for r in ours})
+            out.append(("exactly one kernel launch per call (cutmix_, mixup_)",
+                        "launches seen: " + ", ".join(map(str, counts)), counts == [1]))
+            extra = max((r.temp_bytes, r.case.label) for r in ours)
+            out.append(("zero extra device memory (allocated during the call beyond its outputs)",
+                        f"worst {extra[0]} bytes ({extra[1]})", extra[0] <= 0))
+    # the 1.5x floors, on both devices
+    for op, name, ref, what in [
+            (CUTMIX, "cutmix_ext cutmix_ fixed box", "patch copy_ (floor)", "CutMix (fixed box) within 1.5x of the patch-copy floor"),
+            (MIXUP, "cutmix_ext mixup_", "batch copy_ (floor)", "MixUp within 1.5x of a full-batch copy")]:
+        got = ratio_vs(op, name, ref, is_shape(*SIZES_224))
+        if got:
+            worst = max(got)
+            out.append((what + " at the 224x224 sizes", f"worst {worst[0]:.2f}x ({worst[1]})", worst[0] <= 1.5))
+    return out
+
+
+def case_sections(rows):
+    seen = []
+    for r in rows:
+        if r.case not in seen:
+            seen.append(r.case)
+    return seen
+
+
+def summary(rows, layout="NCHW"):
+    """One line per case and op: the headline implementations' medians side by side."""
+    cols = [("cutmix_ext", lambda op: f"cutmix_ext {op.lower()}_"),
+            ("torchvision", lambda op: f"torchvision v2.{op}"),
+            ("timm batch", lambda op: "timm Mixup batch"), ("timm elem", lambda op: "timm Mixup elem"),
+            ("kornia", lambda op: "kornia Random" + ("CutMixV2" if op == CUTMIX else "MixUpV2")),
+            ("plain torch", lambda op: "plain torch")]
+    lines = ["| case | dtype | op | " + " | ".join(c for c, _ in cols) + " | floor | vs torchvision | cutmix_ext % of floor |",
+             "|---|---|---|" + "---:|" * (len(cols) + 3)]
+    for case in case_sections(rows):
+        if case.layout != layout:
+            continue
+        for op in (CUTMIX, MIXUP):
+            cells = []
+            for _, name in cols:
+                r = find(rows, case, op, name(op))
+                cells.append("—" if r is None else (us(r.median) if r.median is not None else "fails"))
+            ours = find(rows, case, op, cols[0][1](op))
+            f = floor_row(rows, case, op)
+            fixed = find(rows, case, op, "cutmix_ext cutmix_ fixed box") if op == CUTMIX else ours
+            s = speedup(rows, ours) if ours else None
+            pct = floor_ratio(rows, fixed) if fixed else None
+            lines.append(f"| {case.name} | {dtype_name(case)} | {op} | " + " | ".join(cells) +
+                         f" | {us(f.median) if f else '—'} | {'—' if s is None else f'{s:.1f}x'} | "
+                         f"{'—' if pct is None else f'{100 * pct:.0f}%'} |")
+    return "\n".join(lines)
+
+
+def detail(rows, case):
+    n = case.shape[0]
+    size = 1
+    for s in case.shape:
+        size *= s
+    lines = [f"### {case.label}",
+             "",
+             f"batch {size * case.dtype.itemsize / 1e6:.2f} MB; (N, K) float32 targets "
+             f"{n * 1000 * 4 / 1e6:.2f} MB",
+             "",
+             "| op | implementation | median µs | IQR µs | samples | vs torchvision | % of floor | peak alloc MB "
+             "(temporary) | launches | note |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if r.case != case:
+            continue
+        s, p = speedup(rows, r), floor_ratio(rows, r)
+        lines.append(
+            f"| {r.impl.op} | {r.impl.name} | {us(r.median)} | {us(r.iqr)} | {r.samples or '—'} | "
+            f"{'—' if s is None else f'{s:.1f}x'} | {'—' if p is None else f'{100 * p:.0f}%'} | "
+            f"{'—' if r.peak_bytes is None else f'{r.peak_bytes / 1e6:.2f}'}"
+            f"{'' if r.temp_bytes is None else f' ({r.temp_bytes / 1e6:.2f})'} | "
+            f"{'—' if r.launches is None else r.launches} | {r.note.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def markdown(rows, loader_rows, meta, png_name):
+    out = [f"# cutmix_ext benchmark: {meta['device_name']}",
+           "",
+           f"{meta['date']}. {meta['versions']}. K = {meta['K']} classes. "
+           f"`{meta['command']}` ({meta['min_run_time']} s of timing per row).",
+           "",
+           "## Targets",
+           "",
+           "| target | measured | met |",
+           "|---|---|---|"]
+    for what, got, ok in targets(rows, meta["device"]):
+        out.append(f"| {what} | {got} | {'yes' if ok else '**no**'} |")
+    out += ["", f"![time per call, log scale]({png_name})" if png_name else "(no chart)", "",
+            "## Summary (NCHW; channels_last in the detail below)", "",
+            "Median µs per call, parameters drawn in every call. floor: `patch copy_` of half the image "
+            "for CutMix, `batch copy_` for MixUp, two map clones forward+backward. % of floor: floor / time, "
+            "for CutMix measured on the `fixed box` row (the floor's exact patch). fails: the implementation "
+            "refused the input (the exception is in the detail).", "",
+            summary(rows), ""]
+    if loader_rows:
+        head, lrows = loader_rows
+        out += ["## DataLoader end to end", "", head, "", loader_table(lrows), ""]
+    out += ["## Every row", "",
+            "peak alloc: bytes allocated during one call (outputs included), from the profiler's memory "
+            "records on the CPU, `torch.cuda.max_memory_allocated` on CUDA (temporary: the part freed again "
+            "before the call returned). launches: device activities per call (`torch.profiler`, CUDA).", ""]
+    for case in case_sections(rows):
+        out += [detail(rows, case), ""]
+    return "\n".join(out)
+
+
+def loader_table(rows):
+    lines = ["| collate_fn | images/s | speed-up | note |", "|---|---:|---|---|"]
+    for r in rows:
+        vs = f"{r['vs'][1]:.2f}x {r['vs'][0]}" if r["vs"] else "—"
+        lines.append(f"| {r['name']} | {r['images_per_s']:,.0f} | {vs} | {r['note']} |")
+    return "\n".join(lines)
+
+
+def chart_cases(rows):
+    """The chart's groups: every NCHW float32 case, the uint8 224x224 batches (where others
+    refuse MixUp), the bfloat16 ones that only run on CUDA and the bfloat16 forward+backward."""
+    def wanted(c):
+        return c.layout == "NCHW" and (
+            c.dtype.itemsize == 4 or (c.dtype.itemsize == 1 and c.shape in SIZES_224[:2]) or
+            (c.dtype.itemsize == 2 and (c.backward or c.shape == SIZES_224[2])))
+    return [c for c in case_sections(rows) if wanted(c)]
+
+
+def chart(rows, meta, path):
+    """Time per call of each implementation (log scale), a panel per op, a group per case, the
+    floor as a dashed line across its group; ✗ where an implementation refused the input."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("no chart: matplotlib is not installed", file=sys.stderr)
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    chosen = chart_cases(rows)
+    if not chosen:
+        return False
+    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 1.25 * len(chosen) + 1.5), 10.5))
+    width = 0.84 / len(CHART_FAMILIES)
+    for ax, op in zip(axes, (CUTMIX, MIXUP)):
+        values = []
+        for gi, case in enumerate(chosen):
+            for fi, fam in enumerate(CHART_FAMILIES):
+                r = next((r for r in rows if r.case == case and r.impl.op == op and r.impl.family == fam), None)
+                x = gi - 0.42 + (fi + 0.5) * width
+                if r is not None and r.median is not None:
+                    ax.bar(x, r.median * 1e6, width * 0.92, color=COLORS[fi])
+                    values.append(r.median * 1e6)
+                elif r is not None:
+                    ax.text(x, 0.01, "✗", color="#b2182b", ha="center", va="bottom", fontsize=10,
+                            fontweight="bold", transform=ax.get_xaxis_transform())
+            f = floor_row(rows, case, op)
+            if f is not None and f.median is not None:
+                ax.hlines(f.median * 1e6, gi - 0.46, gi + 0.46, colors="black", linestyles="--", lw=1.3)
+                values.append(f.median * 1e6)
+            ours = find(rows, case, op, f"cutmix_ext {op.lower()}_")
+            s = speedup(rows, ours) if ours is not None else None
+            if s is not None:
+                ax.text(gi - 0.42 + 0.5 * width, ours.median * 1e6 * 1.15, f"{s:.0f}x" if s >= 10 else f"{s:.1f}x",
+                        ha="center", va="bottom", fontsize=7, color=COLORS[0], fontweight="bold")
+        ax.set_yscale("log")
+        if values:
+            ax.set_ylim(min(values) / 4, max(values) * 4)
+        ax.set_xlim(-0.55, len(chosen) - 0.45)
+        ax.set_xticks(range(len(chosen)))
+        ax.set_xticklabels([f"{c.name.replace(' fwd+bwd', chr(10) + 'fwd+bwd')}\n{dtype_name(c)}" for c in chosen],
+                           fontsize=8)
+        ax.set_ylabel("µs per call (log scale)")
+        ax.set_title(f"{op}: time per call, lower is better (the number over cutmix_ext: its speed-up "
+                     f"over torchvision)", fontsize=10)
+        ax.grid(axis="y", which="major", alpha=0.35)
+        ax.grid(axis="y", which="minor", alpha=0.12)
+    handles = [Patch(color=c, label=f) for f, c in zip(CHART_FAMILIES, COLORS)]
+    handles += [Line2D([], [], color="black", ls="--", label="floor: patch copy_ (CutMix), batch copy_ "
+                       "(MixUp), 2 map clones (fwd+bwd)"),
+                Line2D([], [], color="#b2182b", marker="$✗$", ls="", label="refused the input")]
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.suptitle(f"cutmix_ext benchmark: {meta['device_name']}, {meta['date']}", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
