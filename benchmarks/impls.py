@@ -100,54 +100,40 @@ def _tv(cls):
 
 
 def implementations():
-    """Every implementation, CutMix's then MixUp's, the bandwidth floor last in each."""
+    """Every implementation, CutMix's then MixUp's (the same set for each), the floor last."""
     no_tv, no_timm, no_kornia = "torchvision not installed", "timm not installed", "kornia not installed"
-    impls = [
-        Impl("cutmix_ext cutmix_", CUTMIX, "cutmix_ext",
-             lambda x, y, k, box: lambda x, y: cutmix_ext.cutmix_(x, y, k), in_place=True),
-        Impl("cutmix_ext cutmix_ per-sample", CUTMIX, "cutmix_ext per-sample",
-             lambda x, y, k, box: lambda x, y: cutmix_ext.cutmix_(x, y, k, per_sample=True, pairing="random"),
-             in_place=True),
-        Impl("cutmix_ext cutmix_ fixed box", CUTMIX, "cutmix_ext fixed",
-             lambda x, y, k, box: (lambda p: lambda x, y: cutmix_ext.cutmix_(x, y, k, params=p))(
-                 fixed_params(x.shape[0], box)), in_place=True),
-        Impl("cutmix_ext transforms.CutMix", CUTMIX, "cutmix_ext drop-in",
-             lambda x, y, k, box: ours_t.CutMix(num_classes=k), in_place=True),
-        Impl("cutmix_ext transforms.Mixup batch", CUTMIX, "cutmix_ext drop-in",
-             _timm(ours_t.Mixup, CUTMIX, "batch"), in_place=True),
-        Impl("cutmix_ext transforms.Mixup elem", CUTMIX, "cutmix_ext drop-in",
-             _timm(ours_t.Mixup, CUTMIX, "elem"), in_place=True),
-        Impl("torchvision v2.CutMix", CUTMIX, "torchvision", _tv(tv and tv.CutMix), no_tv),
-        Impl("timm Mixup batch", CUTMIX, "timm batch", _timm(timm_mixup and timm_mixup.Mixup, CUTMIX, "batch"),
-             no_timm, in_place=True),
-        Impl("timm Mixup elem", CUTMIX, "timm elem", _timm(timm_mixup and timm_mixup.Mixup, CUTMIX, "elem"),
-             no_timm, in_place=True),
-        Impl("kornia RandomCutMixV2", CUTMIX, "kornia", _kornia(RandomCutMixV2), no_kornia),
-        Impl("plain torch", CUTMIX, "plain torch",
-             lambda x, y, k, box: lambda x, y: torch_cutmix(x, y, k), in_place=True),
-        Impl("patch copy_ (floor)", CUTMIX, "floor", None, floor=True),
-
-        Impl("cutmix_ext mixup_", MIXUP, "cutmix_ext",
-             lambda x, y, k, box: lambda x, y: cutmix_ext.mixup_(x, y, k), in_place=True),
-        Impl("cutmix_ext mixup_ per-sample", MIXUP, "cutmix_ext per-sample",
-             lambda x, y, k, box: lambda x, y: cutmix_ext.mixup_(x, y, k, per_sample=True, pairing="random"),
-             in_place=True),
-        Impl("cutmix_ext transforms.MixUp", MIXUP, "cutmix_ext drop-in",
-             lambda x, y, k, box: ours_t.MixUp(num_classes=k), in_place=True),
-        Impl("cutmix_ext transforms.Mixup batch", MIXUP, "cutmix_ext drop-in",
-             _timm(ours_t.Mixup, MIXUP, "batch"), in_place=True),
-        Impl("cutmix_ext transforms.Mixup elem", MIXUP, "cutmix_ext drop-in",
-             _timm(ours_t.Mixup, MIXUP, "elem"), in_place=True),
-        Impl("torchvision v2.MixUp", MIXUP, "torchvision", _tv(tv and tv.MixUp), no_tv),
-        Impl("timm Mixup batch", MIXUP, "timm batch", _timm(timm_mixup and timm_mixup.Mixup, MIXUP, "batch"),
-             no_timm, in_place=True),
-        Impl("timm Mixup elem", MIXUP, "timm elem", _timm(timm_mixup and timm_mixup.Mixup, MIXUP, "elem"),
-             no_timm, in_place=True),
-        Impl("kornia RandomMixUpV2", MIXUP, "kornia", _kornia(RandomMixUpV2), no_kornia),
-        Impl("plain torch", MIXUP, "plain torch",
-             lambda x, y, k, box: lambda x, y: torch_mixup(x, y, k), in_place=True),
-        Impl("batch copy_ (floor)", MIXUP, "floor", None, floor=True),
-    ]
+    tm = timm_mixup and timm_mixup.Mixup
+    kornia = {CUTMIX: RandomCutMixV2, MIXUP: RandomMixUpV2}
+    impls = []
+    for op in (CUTMIX, MIXUP):
+        cut = op == CUTMIX
+        ours, name = (cutmix_ext.cutmix_, "cutmix_") if cut else (cutmix_ext.mixup_, "mixup_")
+        impls += [
+            Impl(f"cutmix_ext {name}", op, "cutmix_ext",
+                 lambda x, y, k, box, f=ours: lambda x, y: f(x, y, k), in_place=True),
+            Impl(f"cutmix_ext {name} per-sample", op, "cutmix_ext per-sample",
+                 lambda x, y, k, box, f=ours: lambda x, y: f(x, y, k, per_sample=True, pairing="random"),
+                 in_place=True)]
+        if cut:
+            impls.append(Impl("cutmix_ext cutmix_ fixed box", op, "cutmix_ext fixed",
+                              lambda x, y, k, box: (lambda p: lambda x, y: cutmix_ext.cutmix_(x, y, k, params=p))(
+                                  fixed_params(x.shape[0], box)), in_place=True))
+        impls += [
+            Impl(f"cutmix_ext transforms.{op}", op, "cutmix_ext drop-in",
+                 lambda x, y, k, box, t=getattr(ours_t, op): t(num_classes=k), in_place=True),
+            Impl("cutmix_ext transforms.Mixup batch", op, "cutmix_ext drop-in", _timm(ours_t.Mixup, op, "batch"),
+                 in_place=True),
+            Impl("cutmix_ext transforms.Mixup elem", op, "cutmix_ext drop-in", _timm(ours_t.Mixup, op, "elem"),
+                 in_place=True),
+            Impl(f"torchvision v2.{op}", op, "torchvision", _tv(tv and getattr(tv, op)), no_tv),
+            Impl("timm Mixup batch", op, "timm batch", _timm(tm, op, "batch"), no_timm, in_place=True),
+            Impl("timm Mixup elem", op, "timm elem", _timm(tm, op, "elem"), no_timm, in_place=True),
+            Impl(f"kornia Random{op}V2", op, "kornia", _kornia(kornia[op]), no_kornia),
+            Impl("plain torch", op, "plain torch",
+                 lambda x, y, k, box, f=torch_cutmix if cut else torch_mixup: lambda x, y: f(x, y, k),
+                 in_place=True),
+            Impl("patch copy_ (floor)" if cut else "batch copy_ (floor)", op, "floor", None, floor=True),
+        ]
     return impls
 
 

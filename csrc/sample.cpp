@@ -46,6 +46,15 @@ double log_gamma_draw(double alpha, at::CPUGeneratorImpl* gen) {
   }
 }
 
+// The generator to draw from: torch's default CPU one when none is given. Callers lock its mutex.
+at::CPUGeneratorImpl* cpu_generator(const std::optional<at::Generator>& generator) {
+  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cpu(),
+                    "generator: expected a CPU torch.Generator, got one on ",
+                    generator.has_value() ? generator->device().str() : "");
+  return at::get_generator_or_default<at::CPUGeneratorImpl>(generator,
+                                                             at::detail::getDefaultCPUGenerator());
+}
+
 double beta_draw(double alpha, at::CPUGeneratorImpl* gen) {
   const double lx = log_gamma_draw(alpha, gen), ly = log_gamma_draw(alpha, gen);
   return 1.0 / (1.0 + std::exp(ly - lx));
@@ -67,11 +76,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample(int64_t n, int64_t height,
   TORCH_CHECK_VALUE(pairing == "roll" || pairing == "flip" || pairing == "random",
                     "pairing: expected 'roll', 'flip', 'random' or an int64 tensor, got '",
                     std::string(pairing), "'");
-  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cpu(),
-                    "generator: expected a CPU torch.Generator, got one on ",
-                    generator.has_value() ? generator->device().str() : "");
-  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
-      generator, at::detail::getDefaultCPUGenerator());
+  auto* gen = cpu_generator(generator);
   std::lock_guard<std::mutex> lock(gen->mutex_);
 
   // Straight from the CPU allocator: these run on every call, and the dispatcher's at::empty
@@ -149,11 +154,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_timm(
   const bool only_cut = cutmix_alpha > 0.0 || minmax;
   TORCH_CHECK_VALUE(both || only_cut || mixup_alpha > 0.0,
                     "mixup_alpha, cutmix_alpha: one of them must be positive");
-  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cpu(),
-                    "generator: expected a CPU torch.Generator, got one on ",
-                    generator.has_value() ? generator->device().str() : "");
-  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
-      generator, at::detail::getDefaultCPUGenerator());
+  auto* gen = cpu_generator(generator);
   std::lock_guard<std::mutex> lock(gen->mutex_);
   at::uniform_real_distribution<double> uniform(0.0, 1.0);
 
@@ -195,7 +196,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_timm(
       row[2] = width, row[3] = height;
       k[i] = kModeBlend;
     }
-    l[i] = v;
+    // timm keeps per-sample and per-pair lam in a float32 array (so 1 - lam and the blend are
+    // float32 arithmetic on that value), the batch's lam in a Python float.
+    l[i] = mode == "batch" ? v : static_cast<double>(static_cast<float>(v));
   }
   // One draw for the batch, or the pair i, N-1-i sharing draw i.
   for (int64_t i = draws; i < n; ++i) {
@@ -212,11 +215,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_timm(
 at::Tensor choose(int64_t sites, double p, std::optional<at::Generator> generator) {
   TORCH_CHECK_VALUE(sites >= 1, "sites: must be at least 1, got ", sites);
   TORCH_CHECK_VALUE(p >= 0.0 && p <= 1.0, "p: must be in [0, 1], got ", p);
-  TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cpu(),
-                    "generator: expected a CPU torch.Generator, got one on ",
-                    generator.has_value() ? generator->device().str() : "");
-  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
-      generator, at::detail::getDefaultCPUGenerator());
+  auto* gen = cpu_generator(generator);
   std::lock_guard<std::mutex> lock(gen->mutex_);
   int64_t site = -1;
   if (at::uniform_real_distribution<double>(0.0, 1.0)(gen) < p) {

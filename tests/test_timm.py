@@ -35,7 +35,9 @@ def force_draws(monkeypatch, theirs, params, mode, collate=False):
     always = collate and mode == "batch"
     boxes = [(int(b[1]), int(b[3]), int(b[0]), int(b[2]), float(lam[i]))
              for i, b in enumerate(params.boxes) if i < d and cut[i] and (lam[i] < 1 or always)]
-    monkeypatch.setattr(theirs, "_params_per_elem", lambda size: (lam[:size].copy(), cut[:size].copy()))
+    # as timm's own: per-sample lam in float32, the batch's a Python float
+    monkeypatch.setattr(theirs, "_params_per_elem",
+                        lambda size: (lam[:size].astype(np.float32), cut[:size].copy()))
     monkeypatch.setattr(theirs, "_params_per_batch", lambda: (float(lam[0]), bool(cut[0])))
 
     def bbox(*args, **kwargs):

@@ -72,6 +72,17 @@ struct Rows {
   const int64_t* off;
 };
 
+// The first and the last sizeof(W) bytes of [src, src + len), sizeof(W) <= len <= 2 sizeof(W):
+// all of them, in two moves.
+template <typename W>
+inline void copy_ends(char* dst, const char* src, int64_t len) {
+  W head, tail;
+  std::memcpy(&head, src, sizeof(W));
+  std::memcpy(&tail, src + len - sizeof(W), sizeof(W));
+  std::memcpy(dst, &head, sizeof(W));
+  std::memcpy(dst + len - sizeof(W), &tail, sizeof(W));
+}
+
 // Short row segments (a uint8 image row, a feature-map row) are copied inline: a memcpy call
 // per segment costs as much as the copy itself. Source and destination never overlap.
 inline void copy_bytes(char* dst, const char* src, int64_t len) {
@@ -86,21 +97,13 @@ inline void copy_bytes(char* dst, const char* src, int64_t len) {
     return;
   }
 #endif
-  // Shorter ones (a feature map's rows) as two overlapping moves of 8, 4 or 1 bytes.
+  // Shorter ones (a feature map's rows) as two overlapping words of 8 or 4 bytes.
   if (len >= 8 && len < 16) {
-    uint64_t head, tail;
-    std::memcpy(&head, src, 8);
-    std::memcpy(&tail, src + len - 8, 8);
-    std::memcpy(dst, &head, 8);
-    std::memcpy(dst + len - 8, &tail, 8);
+    copy_ends<uint64_t>(dst, src, len);
     return;
   }
   if (len >= 4 && len < 8) {
-    uint32_t head, tail;
-    std::memcpy(&head, src, 4);
-    std::memcpy(&tail, src + len - 4, 4);
-    std::memcpy(dst, &head, 4);
-    std::memcpy(dst + len - 4, &tail, 4);
+    copy_ends<uint32_t>(dst, src, len);
     return;
   }
   if (len < 4) {
