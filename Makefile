@@ -6,5 +6,5 @@ test:
 	bash scripts/test.sh
 demo:  # builds if needed, then draws docs/mixing.png
 	bash -c 'source scripts/env.sh && "$$PY" -m pip install --quiet matplotlib scikit-image && "$$PY" examples/figure.py'
-bench:  # the full benchmark on this machine's CPU (about 20 minutes); tables and chart in benchmarks/results
+bench:  # the full benchmark on this machine's CPU (about 15 minutes); tables and chart in benchmarks/results
 	bash -c 'source scripts/env.sh && "$$PY" -m benchmarks.run --device cpu'

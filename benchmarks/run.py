@@ -1,7 +1,7 @@
 """cutmix_ext against torchvision, timm, kornia and plain torch, next to the copy-bandwidth floor,
 measured side by side in one run on one device.
 
-    python -m benchmarks.run --device cpu            # every case (about 20 minutes on 2 cores)
+    python -m benchmarks.run --device cpu            # every case (about 15 minutes on 2 cores)
     python -m benchmarks.run --device cuda
     python -m benchmarks.run --device cpu --quick    # a few cases, fewer samples (about 1 minute)
 

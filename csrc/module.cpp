@@ -1,6 +1,6 @@
 // The Python module cutmix_ext._C: what the build contains, and direct entry points for the calls
-// a training loop makes on every batch (cutmix_ and mixup_ with drawn parameters, and the general
-// op mix_ behind the timm drop-ins).
+// a training loop makes on every batch (cutmix_ and mixup_ with drawn or given parameters, and
+// the general op mix_ behind the timm drop-ins).
 //
 // Calling an op through torch.ops parses every argument against the schema in Python-facing
 // code: about as many instructions as the whole CutMix of a small batch. These entry points take
@@ -166,6 +166,40 @@ PyObject* sampled(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   END_HANDLE_TH_ERRORS
 }
 
+using Given = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                         const at::Tensor&, std::optional<int64_t>, double);
+
+// given_(cutmix, images, labels, perm, boxes or lam, num_classes, label_smoothing) -> targets:
+// the op cutmix_ or mixup_ with parameters drawn earlier (replayed, or shared across ranks).
+PyObject* given(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs != 7) {
+    PyErr_SetString(PyExc_TypeError, "given_: expected 7 arguments");
+    return nullptr;
+  }
+  if (at::impl::torch_function_mode_enabled()) return not_implemented();
+  bool cutmix = false;
+  at::Tensor images, labels, perm, table;
+  std::optional<int64_t> num_classes;
+  double smoothing = 0.0;
+  if (!plain_bool(args[0], cutmix) || !plain_tensor(args[1], images) ||
+      !plain_tensor(args[2], labels) || !plain_tensor(args[3], perm) ||
+      !plain_tensor(args[4], table) || !plain_optional_int(args[5], num_classes) ||
+      !plain_number(args[6], smoothing) || labels.device() != images.device() ||
+      !perm.device().is_cpu() || !table.device().is_cpu()) {
+    return not_implemented();
+  }
+  static const auto cut = op("cutmix_ext::cutmix_").typed<Given>();
+  static const auto mix = op("cutmix_ext::mixup_").typed<Given>();
+  at::Tensor targets;
+  {
+    pybind11::gil_scoped_release no_gil;
+    targets = (cutmix ? cut : mix).call(images, labels, perm, table, num_classes, smoothing);
+  }
+  return THPVariable_Wrap(std::move(targets));
+  END_HANDLE_TH_ERRORS
+}
+
 using Mix = at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&,
                        const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
                        std::optional<int64_t>, double);
@@ -205,6 +239,8 @@ PyObject* mix(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 PyMethodDef methods[] = {
     {"sampled_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&sampled)),
      METH_FASTCALL, "cutmix_/mixup_ with drawn parameters; NotImplemented for unusual arguments"},
+    {"given_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&given)),
+     METH_FASTCALL, "cutmix_/mixup_ with given parameters; NotImplemented for unusual arguments"},
     {"mix_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&mix)), METH_FASTCALL,
      "the general op mix_; NotImplemented for unusual arguments"},
     {nullptr, nullptr, 0, nullptr}};

@@ -261,6 +261,18 @@ def _with_drawn(images, drawn, cut):
     return images, targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
 
 
+def _given(cutmix, images, labels, num_classes, label_smoothing, params):
+    """The direct entry for plain given params (targets), or NotImplemented for anything else,
+    which the checks below then report or convert."""
+    if type(params) is not MixParams or params.mode is not None or _compiling():
+        return NotImplemented
+    if cutmix and params.size is not None and (
+            not isinstance(images, torch.Tensor) or tuple(params.size) != images.shape[-2:]):
+        return NotImplemented
+    return _C.given_(cutmix, images, labels, params.perm, params.boxes if cutmix else params.lam,
+                     num_classes, label_smoothing)
+
+
 def _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets, return_params):
     """Applies drawn or given params through `mix_` (masks, compact targets, per-sample modes)."""
     images, t = mix_(images, labels, params, num_classes, label_smoothing=label_smoothing,
@@ -299,6 +311,10 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
                             per_sample, generator, bool(return_params))
         if drawn is not NotImplemented:
             return _with_drawn(images, drawn, True) if return_params else (images, drawn)
+    if plain and params is not None and sampling == "host":
+        t = _given(True, images, labels, num_classes, label_smoothing, params)
+        if t is not NotImplemented:
+            return (images, t, params) if return_params else (images, t)
     _check_call(images, labels, num_classes, label_smoothing, params, True)
     _check_targets_kind(targets, labels)
     if _check_sampling_mode(sampling, images, params, pairing):
@@ -342,6 +358,10 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
                             per_sample, generator, bool(return_params))
         if drawn is not NotImplemented:
             return _with_drawn(images, drawn, False) if return_params else (images, drawn)
+    if params is not None and targets == "dense" and sampling == "host":
+        t = _given(False, images, labels, num_classes, label_smoothing, params)
+        if t is not NotImplemented:
+            return (images, t, params) if return_params else (images, t)
     _check_call(images, labels, num_classes, label_smoothing, params, False)
     _check_targets_kind(targets, labels)
     if _check_sampling_mode(sampling, images, params, pairing):

@@ -1,6 +1,6 @@
-"""The direct entry point _C.sampled_ (csrc/module.cpp), which cutmix_/mixup_ take for plain
-arguments instead of parsing the op's schema through torch.ops: the same op, the same bits, and
-NotImplemented (so torch.ops after all) for anything unusual."""
+"""The direct entry points _C.sampled_ and _C.given_ (csrc/module.cpp), which cutmix_/mixup_
+take for plain arguments instead of parsing the op's schema through torch.ops: the same op, the
+same bits, and NotImplemented (so torch.ops after all) for anything unusual."""
 import numpy as np
 import pytest
 import torch
@@ -43,15 +43,37 @@ def test_direct_entry_equals_torch_ops(op, dtype, device, gen):
         assert torch.equal(c, a) and torch.equal(alone, direct[0])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_given_params_equal_torch_ops(op, dtype, device, gen):
+    ops = torch.ops.cutmix_ext
+    for per_sample, eps, k in [(False, 0.0, 10), (True, 0.1, 1000)]:
+        images = rand_images((6, 3, 9, 11), dtype, gen, device)
+        labels = rand_labels(6, k, "int64", gen, device)
+        p = cutmix_ext.sample_params(images, op, pairing="random", per_sample=per_sample, generator=gen)
+        table = p.boxes if op == "cutmix" else p.lam
+        a, b = images.clone(), images.clone()
+        direct = _C.given_(op == "cutmix", a, labels, p.perm, table, k, eps)
+        via_ops = getattr(ops, op + "_")(b, labels, p.perm, table, k, eps)
+        assert torch.equal(a, b) and not torch.equal(a, images) and torch.equal(direct, via_ops)
+
+
 class Counting:
-    """Stands in for the module _C, counting the calls of its entry point."""
+    """Stands in for the module _C, counting the calls of its entry points."""
 
     def __init__(self):
-        self.calls, self.declined = 0, 0
+        self.calls, self.declined, self.given = 0, 0, 0
 
     def sampled_(self, *args):
         self.calls += 1
         out = _C.sampled_(*args)
+        self.declined += out is NotImplemented
+        return out
+
+    def given_(self, *args):
+        self.given += 1
+        out = _C.given_(*args)
         self.declined += out is NotImplemented
         return out
 
@@ -67,11 +89,28 @@ def test_front_door_takes_the_direct_entry_for_plain_arguments(op, gen, monkeypa
     out, targets, params = fn(images, labels, 5, pairing="random", per_sample=True, generator=gen,
                               return_params=True)
     assert (counting.calls, counting.declined) == (1, 0)
-    # and the same bits when the same draw is replayed (params: through torch.ops)
+    # and the same bits when the same draw is replayed, through given_
     again = before.clone()
     _, again_targets = fn(again, labels, 5, params=params)
-    assert counting.calls == 1
+    assert (counting.calls, counting.given, counting.declined) == (1, 1, 0)
     assert torch.equal(again, out) and torch.equal(again_targets, targets)
+
+
+def test_given_params_decline_what_the_checks_must_see(gen):
+    """Parameters that are not the plain kind go through the Python checks, which name them."""
+    images = rand_images((4, 3, 8, 8), torch.float32, gen)
+    labels = rand_labels(4, 5, "int64", gen)
+    before = images.clone()
+    p = cutmix_ext.sample_params(images, "cutmix", generator=gen)
+    assert _C.given_(True, images, labels, p.perm, None, 5, 0.0) is NotImplemented
+    assert _C.given_(True, images, labels, p.perm.as_subclass(Sub), p.boxes, 5, 0.0) is NotImplemented
+    with pytest.raises(ValueError, match=r"params: boxes drawn on a 8x8 grid, but images is 8x9"):
+        cutmix_ext.cutmix_(rand_images((4, 3, 8, 9), torch.float32, gen), labels, 5, params=p)
+    with pytest.raises(ValueError, match=r"params: these are MixUp parameters"):
+        cutmix_ext.cutmix_(images, labels, 5, params=p._replace(boxes=None))
+    with pytest.raises(TypeError, match=r"params: expected a cutmix_ext.MixParams, got tuple"):
+        cutmix_ext.cutmix_(images, labels, 5, params=tuple(p))
+    assert torch.equal(images, before)
 
 
 class Recording(TorchFunctionMode):
