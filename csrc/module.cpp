@@ -112,6 +112,13 @@ bool plain_generator(PyObject* o, std::optional<at::Generator>& out) {
 
 PyObject* not_implemented() { Py_RETURN_NOTIMPLEMENTED; }
 
+// True, with a TypeError set, when entry point `name` was called with other than `want` arguments.
+bool wrong_arity(Py_ssize_t nargs, Py_ssize_t want, const char* name) {
+  if (nargs == want) return false;
+  PyErr_Format(PyExc_TypeError, "%s: expected %zd arguments", name, want);
+  return true;
+}
+
 c10::OperatorHandle op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
 }
@@ -125,10 +132,7 @@ using Sampled = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
 // cutmix_sampled_ or mixup_sampled_ with the partners drawn by name.
 PyObject* sampled(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
-  if (nargs != 10) {
-    PyErr_SetString(PyExc_TypeError, "sampled_: expected 10 arguments");
-    return nullptr;
-  }
+  if (wrong_arity(nargs, 10, "sampled_")) return nullptr;
   if (at::impl::torch_function_mode_enabled()) return not_implemented();
   bool cutmix = false, per_sample = false, with_params = false;
   at::Tensor images, labels;
@@ -173,10 +177,7 @@ using Given = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&
 // the op cutmix_ or mixup_ with parameters drawn earlier (replayed, or shared across ranks).
 PyObject* given(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
-  if (nargs != 7) {
-    PyErr_SetString(PyExc_TypeError, "given_: expected 7 arguments");
-    return nullptr;
-  }
+  if (wrong_arity(nargs, 7, "given_")) return nullptr;
   if (at::impl::torch_function_mode_enabled()) return not_implemented();
   bool cutmix = false;
   at::Tensor images, labels, perm, table;
@@ -209,10 +210,7 @@ using Mix = at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, cons
 // variants, CutOut).
 PyObject* mix(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
-  if (nargs != 9) {
-    PyErr_SetString(PyExc_TypeError, "mix_: expected 9 arguments");
-    return nullptr;
-  }
+  if (wrong_arity(nargs, 9, "mix_")) return nullptr;
   if (at::impl::torch_function_mode_enabled()) return not_implemented();
   at::Tensor images, perm, boxes, lam, mode;
   std::optional<at::Tensor> labels;
