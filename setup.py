@@ -78,7 +78,8 @@ def decide_cuda(torch):
 def extensions():
     import torch
 
-    with_cuda, why = decide_cuda(torch)
+    sanitize = os.environ.get("CUTMIX_SANITIZE")  # scripts/sanitize.sh: e.g. address,undefined
+    with_cuda, why = (False, f"CUTMIX_SANITIZE={sanitize}") if sanitize else decide_cuda(torch)
     say(f"torch {torch.__version__}, python {sys.version.split()[0]}")
     say(("building CUDA kernels: " if with_cuda else "CPU kernels only: ") + why)
 
@@ -91,6 +92,10 @@ def extensions():
     cxx = ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-fopenmp"]
     link = ["-fopenmp"]
     macros = [("CUTMIX_EXT_TORCH_VERSION", f'"{torch.__version__}"')]
+    if sanitize:
+        flags = [f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+        cxx = ["-O1"] + cxx[1:] + flags
+        link += flags
     if not with_cuda:
         return [CppExtension("cutmix_ext._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link,
                              define_macros=macros)]

@@ -7,8 +7,12 @@
 
 #if defined(__CUDACC__)
 #define CUTMIX_HD __host__ __device__ __forceinline__
+// A real call on the device: the drawing code is long, and inlined at every use it held more
+// registers than the kernels' launch bounds leave.
+#define CUTMIX_HD_CALL __host__ __device__ __noinline__
 #else
 #define CUTMIX_HD inline
+#define CUTMIX_HD_CALL inline
 #endif
 
 namespace cutmix_ext {
@@ -226,7 +230,7 @@ CUTMIX_HD uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
 }
 
 // Philox4x32-10 (Salmon et al., 2011), the generator behind curand and at::Philox4_32.
-CUTMIX_HD U4 philox(U4 c, uint32_t k0, uint32_t k1) {
+CUTMIX_HD_CALL U4 philox(U4 c, uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; ++r) {
     uint32_t hi0, hi1;
     const uint32_t lo0 = mulhilo(0xD2511F53u, c.v[0], &hi0);
@@ -258,7 +262,9 @@ struct PhiloxStream {
       ++block;
       used = 0;
     }
-    return out.v[used++];
+    // A select, not out.v[used]: a dynamic index would put the block in local memory.
+    const int k = used++;
+    return k == 0 ? out.v[0] : k == 1 ? out.v[1] : k == 2 ? out.v[2] : out.v[3];
   }
 
   // Uniform in (0, 1), 53 bits.
@@ -269,7 +275,12 @@ struct PhiloxStream {
 
   CUTMIX_HD double normal() {  // Box-Muller
     const double u = uniform(), v = uniform();
+#if defined(__CUDA_ARCH__)
+    // cospi: cos's reduction of large arguments keeps an array in local memory.
+    return sqrt(-2.0 * log(u)) * cospi(2.0 * v);
+#else
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+#endif
   }
 };
 
@@ -294,16 +305,38 @@ CUTMIX_HD double log_gamma_device(double alpha, PhiloxStream& s) {
   return log_boost + log(d * (v > 0.0 ? v : 1.0));
 }
 
+// Beta(alpha, alpha) as X / (X + Y), X, Y ~ Gamma(alpha). Beta(1, 1), the default of every
+// library, is the uniform distribution: one draw instead of two gamma loops.
 CUTMIX_HD double beta_device(double alpha, PhiloxStream& s) {
+  if (alpha == 1.0) return s.uniform();
   const double lx = log_gamma_device(alpha, s), ly = log_gamma_device(alpha, s);
   return 1.0 / (1.0 + exp(ly - lx));
+}
+
+// The round keys of one call's random pairing: a single Philox block on a counter no sample
+// stream uses (its high word is 1; sample streams are subsequences below 2^32).
+CUTMIX_HD U4 feistel_keys(uint64_t seed, uint64_t offset_blocks) {
+  return philox(U4{{static_cast<uint32_t>(offset_blocks), static_cast<uint32_t>(offset_blocks >> 32),
+                    0u, 1u}},
+                static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+}
+
+// A 32-bit mixer (lowbias32): each output bit depends on every input bit.
+CUTMIX_HD uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
 }
 
 // A keyed permutation of [0, n) evaluated at i: a 4-round Feistel network on the smallest
 // even-width power of two >= n, walked until it lands inside [0, n). Every sample finds its
 // partner without a shared table, at the price of drawing from the permutations this network
-// can express rather than from all n! of them.
-CUTMIX_HD int64_t feistel_partner(int64_t i, int64_t n, uint64_t seed, uint64_t offset_blocks) {
+// can express rather than from all n! of them. A round is the mixer on the half and its key
+// (a handful of integer operations; the keys are drawn once per call).
+CUTMIX_HD int64_t feistel_partner(int64_t i, int64_t n, const U4& keys) {
   int bits = 2;
   while ((int64_t{1} << bits) < n) bits += 2;
   const int half = bits / 2;
@@ -311,12 +344,8 @@ CUTMIX_HD int64_t feistel_partner(int64_t i, int64_t n, uint64_t seed, uint64_t 
   uint32_t v = static_cast<uint32_t>(i);
   do {
     uint32_t l = v >> half, r = v & mask;
-    for (uint32_t round = 0; round < 4; ++round) {
-      const uint64_t block = offset_blocks + r;
-      const U4 f = philox(U4{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
-                              round, 1u}},
-                          static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-      const uint32_t t = l ^ (f.v[0] & mask);
+    for (int round = 0; round < 4; ++round) {
+      const uint32_t t = l ^ (mix32(r ^ keys.v[round]) & mask);
       l = r;
       r = t;
     }
@@ -325,32 +354,36 @@ CUTMIX_HD int64_t feistel_partner(int64_t i, int64_t n, uint64_t seed, uint64_t 
   return v;
 }
 
-// Row i of the table, drawn from (seed, offset): stream i (per sample) or 0 (one draw for all).
-CUTMIX_HD Sample draw_row(const DeviceDraw& d, uint64_t seed, uint64_t offset_blocks,
-                          const MixArgs& m, int64_t i, bool cutmix) {
-  PhiloxStream s(seed, d.per_sample ? static_cast<uint64_t>(i) : 0u, offset_blocks);
-  const double beta = beta_device(d.alpha, s);
-  Sample row{};
-  row.src = static_cast<int32_t>(d.pairing == 0   ? (i == 0 ? m.n - 1 : i - 1)
-                                 : d.pairing == 1 ? m.n - 1 - i
-                                                  : feistel_partner(i, m.n, seed, offset_blocks));
-  row.lam = beta;
-  if (cutmix) {  // the host formula: centre uniform over the pixels, sides sqrt(1 - lam) of H, W
-    const double ux = s.uniform(), uy = s.uniform();
-    int64_t rx = static_cast<int64_t>(ux * static_cast<double>(m.w));
-    int64_t ry = static_cast<int64_t>(uy * static_cast<double>(m.h));
-    rx = rx < m.w ? rx : m.w - 1;  // ux * w can round up to w
-    ry = ry < m.h ? ry : m.h - 1;
-    const double r = 0.5 * sqrt(1.0 - beta);
-    const auto hw = static_cast<int64_t>(r * static_cast<double>(m.w));
-    const auto hh = static_cast<int64_t>(r * static_cast<double>(m.h));
-    row.x1 = static_cast<int32_t>(rx - hw < 0 ? 0 : rx - hw);
-    row.y1 = static_cast<int32_t>(ry - hh < 0 ? 0 : ry - hh);
-    row.x2 = static_cast<int32_t>(rx + hw > m.w ? m.w : rx + hw);
-    row.y2 = static_cast<int32_t>(ry + hh > m.h ? m.h : ry + hh);
-    row.lam = box_lam(Box{row.x1, row.y1, row.x2, row.y2}, m.h, m.w);
-  }
-  return row;
+CUTMIX_HD int64_t drawn_partner(const DeviceDraw& d, const U4& keys, int64_t i, int64_t n) {
+  return d.pairing == 0 ? (i == 0 ? n - 1 : i - 1)
+         : d.pairing == 1 ? n - 1 - i
+                          : feistel_partner(i, n, keys);
+}
+
+// lam (and the CutMix box) of stream `stream` into *out: the sample's index (per sample) or 0
+// (one draw for the batch). The partner is drawn apart (drawn_partner). Written through a
+// pointer, not returned: a returned struct would cross the device call on the stack.
+CUTMIX_HD_CALL void draw_row(double alpha, int64_t h, int64_t w, uint64_t seed,
+                             uint64_t offset_blocks, uint64_t stream, bool cutmix, Sample* out) {
+  PhiloxStream s(seed, stream, offset_blocks);
+  const double beta = beta_device(alpha, s);
+  out->lam = beta;
+  if (!cutmix) return;
+  // The host formula: centre uniform over the pixels, sides sqrt(1 - lam) of H and W.
+  const double ux = s.uniform(), uy = s.uniform();
+  int64_t rx = static_cast<int64_t>(ux * static_cast<double>(w));
+  int64_t ry = static_cast<int64_t>(uy * static_cast<double>(h));
+  rx = rx < w ? rx : w - 1;  // ux * w can round up to w
+  ry = ry < h ? ry : h - 1;
+  const double r = 0.5 * sqrt(1.0 - beta);
+  const auto hw = static_cast<int64_t>(r * static_cast<double>(w));
+  const auto hh = static_cast<int64_t>(r * static_cast<double>(h));
+  const Box b{static_cast<int32_t>(rx - hw < 0 ? 0 : rx - hw),
+              static_cast<int32_t>(ry - hh < 0 ? 0 : ry - hh),
+              static_cast<int32_t>(rx + hw > w ? w : rx + hw),
+              static_cast<int32_t>(ry + hh > h ? h : ry + hh)};
+  out->x1 = b.x1, out->y1 = b.y1, out->x2 = b.x2, out->y2 = b.y2;
+  out->lam = box_lam(b, h, w);
 }
 
 }  // namespace cutmix_ext

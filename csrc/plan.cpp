@@ -231,13 +231,15 @@ void describe_lam(const at::Tensor& lam, Plan& p) {
   if (m.n > 0) m.lam = p.table[0].lam;
 }
 
-// MixUp touches every element, so dense rows can be walked as one long row.
+// MixUp touches every element, so dense rows can be walked as one long row, as long as it
+// stays under kMaxRowBytes.
 void merge_rows(MixArgs& m) {
-  if (m.stride_h == m.w * m.q || m.h == 1) {
+  const int64_t bytes = m.elem_size * m.q;
+  if ((m.stride_h == m.w * m.q || m.h == 1) && m.w * m.h * bytes < kMaxRowBytes) {
     m.w *= m.h;
     m.h = 1;
     m.stride_h = m.w * m.q;
-    if (m.stride_a == m.w * m.q || m.a == 1) {
+    if ((m.stride_a == m.w * m.q || m.a == 1) && m.w * m.a * bytes < kMaxRowBytes) {
       m.w *= m.a;
       m.a = 1;
       m.stride_a = m.w * m.q;

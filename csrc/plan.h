@@ -9,6 +9,9 @@
 
 namespace cutmix_ext {
 
+// Offsets inside one image row are 32-bit in the CUDA kernels.
+constexpr int64_t kMaxRowBytes = int64_t{1} << 31;
+
 struct Plan {
   MixArgs args{};
   std::vector<Sample> table;  // one row per sample, always filled

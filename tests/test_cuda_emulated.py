@@ -31,17 +31,35 @@ pytestmark = [
 ]
 
 
+def sanitizer_flags():
+    """CUTMIX_SANITIZE=address,undefined or thread (scripts/sanitize.sh): the emulated kernels
+    built with that sanitizer, into a build folder of their own."""
+    which = os.environ.get("CUTMIX_SANITIZE", "")
+    if not which:
+        return [], ""
+    return [f"-fsanitize={which}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", "-g"], \
+        "-" + which.replace(",", "-")
+
+
 @pytest.fixture(scope="module")
 def emulated():
     from torch.utils.cpp_extension import load
 
-    build = os.path.join(ROOT, "build", "emulation")
+    flags, suffix = sanitizer_flags()
+    build = os.path.join(ROOT, "build", "emulation" + suffix)
     os.makedirs(build, exist_ok=True)
     load(name="cutmix_ext_emulated", sources=[os.path.join(ROOT, "tests", "emulation", "emulate.cpp"),
                                               os.path.join(ROOT, "csrc", "plan.cpp")],
-         extra_include_paths=[cuda_include()], extra_cflags=["-O1", "-std=c++20", "-pthread"],
-         extra_ldflags=["-pthread"], build_directory=build, is_python_module=False)
+         extra_include_paths=[cuda_include()], extra_cflags=["-O1", "-std=c++20", "-pthread"] + flags,
+         extra_ldflags=["-pthread"] + flags, build_directory=build, is_python_module=False)
     return torch.ops.cutmix_ext_emulated.mix
+
+
+@pytest.fixture(autouse=True)
+def block_order(emulated, gen):
+    """Each test runs the emulated blocks in an order of its own (from its seed) on a device of
+    two SMs: the kernels own disjoint positions, so no order may change a bit."""
+    torch.ops.cutmix_ext_emulated.configure(int(torch.randint(1 << 62, (1,), generator=gen)), 2)
 
 
 def both(emulated, op, images, labels, params, k, eps, table_in_memory=False):
@@ -63,6 +81,7 @@ CASES = [  # (shape, per_sample, pairing): small images keep the emulated grids 
     ((3, 2, 3, 6, 8), True, "flip"),    # video
     ((700, 1, 2, 16), True, "random"),  # many slots, few positions
     ((1000, 1, 1, 4), True, "random"),  # more than 960 samples: the table from memory
+    ((2051, 1, 1, 3), True, "random"),  # more than 2048: the large tile, chunks in shared memory
 ]
 
 

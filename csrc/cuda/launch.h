@@ -6,13 +6,17 @@
 
 namespace cutmix_ext {
 
-// Threads of a block and partner values one thread holds across the block's barrier: a block
-// owns a tile of positions across the whole batch, so one launch mixes at most this many samples.
-constexpr int kThreads = 512;
-constexpr int kMaxPerThread = 16;
-constexpr int64_t kMaxBatch = int64_t{kThreads} * kMaxPerThread;
-// Per-sample rows that travel inside the kernel's parameters (32 KiB limit on sm_70+ with
-// CUDA 12.1+), so per-sample and random-pairing calls need no host-to-device copy either.
+// A block owns a set of positions across the whole batch and holds its samples' new values
+// there across a barrier, so one launch mixes at most this many samples: up to kMaxSmallBatch
+// with blocks of 256 threads and 16-byte chunks, beyond that with blocks of 512 threads and
+// 8-byte chunks (mix_kernel.cu, Tile).
+constexpr int64_t kMaxSmallBatch = 2048;
+constexpr int64_t kMaxBatch = 8192;
+// Per-sample rows that travel inside the kernel's parameters, so per-sample and random-pairing
+// calls need no host-to-device copy: a small block (2 KiB) for small batches, whose launches
+// then copy little, and up to kInlineSamples rows (32 bytes each) inside the 32 KiB parameter
+// limit of sm_70+ with CUDA 12.1+.
+constexpr int64_t kSmallInlineRows = 64;
 constexpr int64_t kInlineSamples = 960;
 
 // One launch does the whole call: patch (or blend) in place and write the targets. `inline_rows`
@@ -21,8 +25,8 @@ constexpr int64_t kInlineSamples = 960;
 cudaError_t launch_mix(MixOp op, const MixArgs& m, const Sample* inline_rows,
                        cudaStream_t stream);
 
-// sampling="device": each block draws the n parameter rows into shared memory (32 bytes each)
-// from d, so a call is limited to this many samples.
+// sampling="device": each resident block draws the n parameter rows into shared memory
+// (32 bytes each) from d, so a call is limited to this many samples.
 constexpr int64_t kMaxDrawnBatch = 1024;
 // Writes d.perm_out, d.boxes_out and d.lam_out as well. m.table is unused and the union box
 // must be the whole image: the host does not know the boxes.
@@ -30,7 +34,8 @@ cudaError_t launch_mix_drawn(bool cutmix, const MixArgs& m, const DeviceDraw& d,
                              cudaStream_t stream);
 
 // The out-of-place form: one launch writes g.out. Rows travel inline up to this many samples
-// (56 bytes each, inside the 32 KiB parameter limit), else m.table is a device pointer.
+// (56 bytes each, inside the 32 KiB parameter limit; kSmallInlineRows of them in a small
+// block), else m.table is a device pointer.
 constexpr int64_t kGatherInlineRows = 512;
 cudaError_t launch_gather(const GatherArgs& m, const GatherRow* inline_rows, cudaStream_t stream);
 

@@ -29,13 +29,25 @@ at::Tensor rows_on_device(const std::vector<Row>& rows, const at::Device& device
   return host.to(device, /*non_blocking=*/true);
 }
 
-at::Tensor launch_planned(MixOp op, Plan& p, const at::Tensor& images) {
-  TORCH_CHECK_VALUE(images.is_cuda(), "images: expected a CUDA tensor, got ", images.device());
+// Host parameters travel inside the launch (or in a pinned buffer copied to the device): a CUDA
+// graph being captured would freeze them, and the buffer would be freed after the capture.
+void refuse_capture(const char* what) {
   TORCH_CHECK_VALUE(c10::cuda::currentStreamCaptureStatusMayInitCtx() ==
                         c10::cuda::CaptureStatus::None,
                     "params: drawn on the host, they would be frozen into the CUDA graph being "
-                    "captured and every replay would mix with the same boxes; pass "
-                    "sampling=\"device\" to draw inside the graph");
+                    "captured and every replay would ", what);
+}
+
+void check_row(const MixArgs& m) {
+  TORCH_CHECK_VALUE(m.w * m.q * m.elem_size < kMaxRowBytes, "images: a row of ",
+                    m.w * m.q * m.elem_size,
+                    " bytes; the CUDA kernels take rows (W, times C if channels_last) under 2 GiB");
+}
+
+at::Tensor launch_planned(MixOp op, Plan& p, const at::Tensor& images) {
+  TORCH_CHECK_VALUE(images.is_cuda(), "images: expected a CUDA tensor, got ", images.device());
+  refuse_capture("mix with the same boxes; pass sampling=\"device\" to draw inside the graph");
+  check_row(p.args);
   TORCH_CHECK_VALUE(p.args.n <= kMaxBatch, "images: the CUDA kernels mix at most ", kMaxBatch,
                     " samples per call, got N = ", p.args.n);
   const c10::cuda::CUDAGuard guard(images.device());
@@ -78,6 +90,8 @@ at::Tensor gather_cuda(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
                        const at::Tensor& params, bool transpose) {
   GatherPlan g = make_gather_plan(cutmix, transpose, x, perm, params);
   TORCH_CHECK_VALUE(x.is_cuda(), "x: expected a CUDA tensor, got ", x.device());
+  refuse_capture("apply the same boxes; the out-of-place form (cutmix, mixup, FeatureMix and "
+                 "every backward) cannot be captured");
   const c10::cuda::CUDAGuard guard(x.device());
   if (g.args.n == 0) return g.out;
   const GatherRow* inline_rows = nullptr;
@@ -105,6 +119,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mix_device_sampled(
   Plan p = make_drawn_plan(cutmix, images, labels, num_classes, label_smoothing);
   TORCH_CHECK_VALUE(images.is_cuda(), "images: sampling=\"device\" needs a CUDA tensor, got ",
                     images.device());
+  check_row(p.args);
   TORCH_CHECK_VALUE(p.args.n <= kMaxDrawnBatch, "images: sampling=\"device\" mixes at most ",
                     kMaxDrawnBatch, " samples per call, got N = ", p.args.n);
   TORCH_CHECK_VALUE(!generator.has_value() || generator->device().is_cuda(),

@@ -7,8 +7,12 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <cstdint>
+#include <numeric>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -27,14 +31,22 @@ struct Index {
 };
 inline thread_local Index thread_index, block_index;
 inline thread_local unsigned or_calls = 0;
-inline Index block_dim;
+inline Index block_dim, grid_dim;
 inline std::barrier<>* barrier = nullptr;
 inline std::atomic<int> or_flags[2];
+inline std::vector<uint4> dynamic_shared;  // the launch's dynamic shared memory
+// The order the blocks run in is shuffled with this seed (set by the tests), advanced per launch:
+// the kernels must not depend on it.
+inline uint64_t block_seed = 0;
+// Streaming multiprocessors the emulated device has: few, so that kernels whose grid is one
+// wave of resident blocks (sampling="device") give each block several items.
+inline int sm_count = 2;
 }  // namespace emu
 
 #define threadIdx emu::thread_index
 #define blockIdx emu::block_index
 #define blockDim emu::block_dim
+#define gridDim emu::grid_dim
 
 inline void __syncthreads() { emu::barrier->arrive_and_wait(); }
 
@@ -48,20 +60,29 @@ inline int __syncthreads_or(int predicate) {
   return result;
 }
 
-// Runs the blocks one after another, each on `threads` std::threads.
+inline int emulated_sm_count() { return emu::sm_count; }
+inline void* emulated_dynamic_shared() { return emu::dynamic_shared.data(); }
+
+// Runs the blocks one after another, in a shuffled order, each on `threads` std::threads.
 template <class Kernel, class Args>
-void emulate_launch(Kernel kernel, unsigned blocks, unsigned threads, const Args& args) {
+void emulate_launch(Kernel kernel, unsigned blocks, unsigned threads, const Args& args,
+                    int64_t shared_bytes = 0) {
   std::barrier<> barrier(threads);
   emu::barrier = &barrier;
   emu::block_dim = {threads, 1, 1};
+  emu::grid_dim = {blocks, 1, 1};
   emu::or_flags[0] = 0;
   emu::or_flags[1] = 0;
+  emu::dynamic_shared.assign(static_cast<size_t>((shared_bytes + 15) / 16), uint4{});
+  std::vector<unsigned> order(blocks);
+  std::iota(order.begin(), order.end(), 0u);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(emu::block_seed++));
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       threadIdx = {t, 0, 0};
       emu::or_calls = 0;
-      for (unsigned b = 0; b < blocks; ++b) {
+      for (const unsigned b : order) {
         blockIdx = {b, 0, 0};
         kernel(args);
         barrier.arrive_and_wait();  // a block ends for all of its threads

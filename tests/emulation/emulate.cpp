@@ -107,9 +107,16 @@ std::tuple<at::Tensor, at::Tensor> philox_words(int64_t seed, int64_t subsequenc
   return {ours, torchs};
 }
 
+// The seed of the emulated blocks' shuffled order, and the emulated device's SM count.
+void configure(int64_t block_seed, int64_t sm_count) {
+  emu::block_seed = static_cast<uint64_t>(block_seed);
+  emu::sm_count = static_cast<int>(sm_count);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(cutmix_ext_emulated, m) {
+  m.def("configure(int block_seed, int sm_count) -> ()", &configure);
   m.def(
       "mix(bool cutmix, Tensor(a!) images, Tensor labels, Tensor perm, Tensor params, "
       "int? num_classes, float label_smoothing, bool table_in_memory, "

@@ -1,0 +1,208 @@
+"""The built CUDA kernels' resources on sm_90 (H100, H200), read from the library itself with
+cuobjdump: every in-place kernel that serves N <= 2048 keeps at least 3 blocks resident per SM,
+the larger tile at least 2, nothing spills or uses local memory, the launch bounds are the ones
+the kernels are launched with, and small calls get a small parameter block. No GPU needed: CI
+builds the kernels and runs this. `pytest tests/test_occupancy.py -s` prints the table."""
+import glob
+import os
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pytest
+
+import cutmix_ext
+from cutmix_ext import _library
+
+EXPECT_CUDA = os.environ.get("CUTMIX_EXPECT_CUDA") == "1"
+
+# sm_90 per-SM limits (CUDA C++ Programming Guide, compute capability 9.0).
+REGS_PER_SM = 65536
+REG_UNIT = 256            # registers are allocated per warp in units of 256
+REGS_PER_PARTITION = REGS_PER_SM // 4  # a warp's registers come from one of 4 sub-partitions
+MAX_WARPS = 64
+MAX_BLOCKS = 32
+SMEM_PER_SM = 228 * 1024
+SMEM_RESERVED = 1024      # per block, for the system
+
+SMALL_N, LARGE_N = 2048, 8192
+ROW_BYTES = {"mix_kernel": 32, "gather_kernel": 56}  # csrc/mix.h: Sample, GatherRow
+
+
+def find_tool(name):
+    cands = [os.path.join(os.environ.get(v, ""), "bin", name) for v in ("CUDA_HOME", "CUDA_PATH")]
+    cands += [shutil.which(name) or "", "/usr/local/cuda/bin/" + name]
+    try:  # the CUDA build of torch brings triton, which ships cuobjdump
+        import triton
+        cands.append(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name))
+    except ImportError:
+        pass
+    return next((c for c in cands if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
+
+
+def need(condition, why):
+    """Skip where the environment lacks it, but fail where CI promised the CUDA build."""
+    if not condition:
+        if EXPECT_CUDA:
+            pytest.fail(why + " (CUTMIX_EXPECT_CUDA=1)")
+        pytest.skip(why)
+
+
+@dataclass
+class Kernel:
+    name: str       # demangled, without namespaces
+    regs: int
+    stack: int
+    local: int
+    shared: int     # static
+    max_threads: int = 0
+    param_bytes: int = 0
+
+    @property
+    def tile(self):
+        """(threads, per, min_blocks, vec_bytes, group) of an in-place kernel, else None."""
+        m = re.search(r"Tile<(\d+), (\d+), (\d+), (\d+), (\d+)>", self.name)
+        return None if m is None else tuple(map(int, m.groups()))
+
+    @property
+    def chunk_bytes(self):
+        m = re.search(r"(?:CutMixOp|MixUpOp|ElemOp)<[^,]+, (\d+)>", self.name)
+        return int(m.group(1))
+
+    @property
+    def cap(self):
+        """Table rows in the parameter block (0: in memory, -1: drawn in the kernel)."""
+        m = re.search(r", (-?\d+)>\((?:LaunchArgs|GatherLaunch)<", self.name)
+        return int(m.group(1))
+
+    @property
+    def kind(self):
+        return re.match(r"void (\w+)<", self.name).group(1)
+
+    @property
+    def dynamic_shared(self):
+        """The in-place kernels keep their new chunks in shared memory till the barrier."""
+        t = self.tile
+        return t[0] * t[1] * self.chunk_bytes if t else 0
+
+    def resident_blocks(self, threads):
+        warps = -(-threads // 32)
+        per_warp = -(-self.regs * 32 // REG_UNIT) * REG_UNIT
+        by_regs = min(REGS_PER_SM // (per_warp * warps), 4 * (REGS_PER_PARTITION // per_warp) // warps)
+        # sm_90 cubins count the reserved kilobyte in their static shared memory already
+        reserved = 0 if self.shared >= SMEM_RESERVED else SMEM_RESERVED
+        smem = self.shared + self.dynamic_shared + reserved
+        return min(by_regs, SMEM_PER_SM // smem, MAX_WARPS // warps, MAX_BLOCKS)
+
+
+def demangle(names):
+    cxxfilt = shutil.which("c++filt")
+    need(cxxfilt is not None, "c++filt (binutils) not found")
+    out = subprocess.run([cxxfilt], input="\n".join(names), capture_output=True, text=True, check=True).stdout
+    strip = re.compile(r"cutmix_ext::\(anonymous namespace\)::|cutmix_ext::")
+    return [strip.sub("", d) for d in out.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    need(cutmix_ext.WITH_CUDA, "cutmix_ext was built without its CUDA kernels")
+    tool = find_tool("cuobjdump")
+    need(tool is not None, "cuobjdump not found (CUDA toolkit or the triton package)")
+    lib = _library._C.__file__
+    elves = subprocess.run([tool, "--list-elf", lib], capture_output=True, text=True).stdout
+    need("sm_90" in elves, f"the build has no sm_90 code (built for {cutmix_ext.CUDA_ARCHS})")
+
+    usage = subprocess.run([tool, "--dump-resource-usage", "-arch", "sm_90", lib],
+                           capture_output=True, text=True, check=True).stdout
+    found, mangled = [], []
+    for fn, res in re.findall(r"Function (\S+):\s*\n\s*(REG:.*)", usage):
+        fields = dict(re.findall(r"(\w+(?:\[\d+\])?):(\d+)", res))
+        mangled.append(fn)
+        found.append(Kernel("", int(fields["REG"]), int(fields["STACK"]), int(fields["LOCAL"]),
+                            int(fields["SHARED"])))
+    for k, name in zip(found, demangle(mangled)):
+        k.name = name
+    info = subprocess.run([tool, "-elf", "-arch", "sm_90", lib], capture_output=True, text=True, check=True).stdout
+    by_mangled = dict(zip(mangled, found))
+    for section in re.split(r"\n(?=\.\S)", info):  # a section starts with its name at column 0
+        head, _, body = section.partition("\n")
+        fn = head[len(".nv.info."):].strip() if head.startswith(".nv.info.") else None
+        if fn not in by_mangled:
+            continue
+        m = re.search(r"EIATTR_MAX_THREADS\s+Format:\s+\S+\s+Value:\s+(0x[0-9a-f]+)", body)
+        p = re.search(r"EIATTR_CBANK_PARAM_SIZE\s+Format:\s+\S+\s+Value:\s+(0x[0-9a-f]+)", body)
+        by_mangled[fn].max_threads = int(m.group(1), 16) if m else 0
+        by_mangled[fn].param_bytes = int(p.group(1), 16) if p else 0
+    return found
+
+
+def report(kernels):
+    rows = defaultdict(list)
+    for k in kernels:
+        t = k.tile
+        key = f"mix_kernel {t[0]} threads x {t[1]} chunks (N <= {t[0] * t[1]})" if t else k.name.split("<")[0]
+        rows[key].append(k)
+    lines = ["kernels | count | registers | stack | shared (static + dynamic) | blocks/SM (worst)"]
+    for key, ks in sorted(rows.items()):
+        regs = sorted(k.regs for k in ks)
+        blocks = min(k.resident_blocks(k.max_threads) for k in ks)
+        smem = max(k.shared + k.dynamic_shared for k in ks)
+        lines.append(f"{key} | {len(ks)} | {regs[0]}-{regs[-1]} | {max(k.stack for k in ks)} | "
+                     f"up to {smem} B | {blocks}")
+    return "\n".join(lines)
+
+
+def test_every_kernel_was_read(kernels):
+    mix = [k for k in kernels if k.kind == "mix_kernel"]
+    gather = [k for k in kernels if k.kind == "gather_kernel"]
+    assert len(mix) + len(gather) == len(kernels) and len(mix) >= 100 and len(gather) >= 20
+    assert all(k.tile is not None for k in mix)
+    assert all(k.max_threads > 0 and k.param_bytes > 0 for k in kernels), \
+        [k.name for k in kernels if not k.max_threads]
+    print("\n" + report(kernels))
+
+
+def test_nothing_spills(kernels):
+    """No stack frame and no local memory: no spilled register, no local array."""
+    bad = [(k.name, k.regs, k.stack, k.local) for k in kernels if k.stack or k.local]
+    assert not bad, bad
+
+
+def test_resident_blocks_per_sm(kernels):
+    """>= 3 blocks per SM for the kernels of N <= 2048, >= 2 for larger N; each at least what
+    its launch bounds promise, and launch bounds that are the block size it runs with."""
+    seen = set()
+    for k in kernels:
+        t = k.tile
+        if t is None:
+            assert k.resident_blocks(k.max_threads) >= 2, (k.name, k.regs)
+            continue
+        threads, per, min_blocks, _, _ = t
+        seen.add(threads * per)
+        assert k.max_threads == threads, (k.name, k.max_threads)
+        want = 3 if threads * per <= SMALL_N else 2
+        blocks = k.resident_blocks(threads)
+        assert blocks >= max(want, min_blocks), (k.name, k.regs, k.shared, k.dynamic_shared, blocks)
+    assert seen == {SMALL_N, LARGE_N}, seen
+
+
+def test_small_calls_have_small_parameter_blocks(kernels):
+    """A launch copies its parameter block: the 64-row forms stay within a few KiB, and only the
+    largest inline tables come near the 32 KiB limit."""
+    caps = defaultdict(set)
+    for k in kernels:
+        caps[k.kind].add(k.cap)
+        assert k.param_bytes <= 32764, (k.name, k.param_bytes)
+        if k.cap <= 64:
+            assert k.param_bytes <= max(k.cap, 0) * ROW_BYTES[k.kind] + 1024, (k.name, k.param_bytes)
+    assert caps == {"mix_kernel": {-1, 0, 64, 960}, "gather_kernel": {0, 64, 512}}, caps
+
+
+def test_tool_lookup_finds_a_real_cuobjdump():
+    tool = find_tool("cuobjdump")
+    need(tool is not None, "cuobjdump not found")
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout
+    assert "cuobjdump" in out.lower() or "cuda" in out.lower(), out
+    assert glob.glob(os.path.dirname(_library._C.__file__) + "/_C*.so")
