@@ -9,7 +9,7 @@
 #define CUTMIX_HD __host__ __device__ __forceinline__
 // A real call on the device: the drawing code is long, and inlined at every use it held more
 // registers than the kernels' launch bounds leave.
-#define CUTMIX_HD_CALL __host__ __device__ __noinline__
+#define CUTMIX_HD_CALL inline __host__ __device__ __noinline__
 #else
 #define CUTMIX_HD inline
 #define CUTMIX_HD_CALL inline

@@ -3,6 +3,11 @@
 #include "cuda_shim.h"
 // clang-format off
 #include "../../csrc/cuda/mix_kernel.cu"
+#include "../../csrc/cuda/mix_large.cu"
+#include "../../csrc/cuda/mix_rows64.cu"
+#include "../../csrc/cuda/mix_rows960.cu"
+#include "../../csrc/cuda/mix_drawn.cu"
+#include "../../csrc/cuda/gather_kernel.cu"
 // clang-format on
 #include <ATen/ATen.h>
 #include <ATen/core/PhiloxRNGEngine.h>
