@@ -99,8 +99,9 @@ def _tv(cls):
     return None if tv is None else (lambda x, y, k, box: cls(num_classes=k))
 
 
-def implementations():
-    """Every implementation, CutMix's then MixUp's (the same set for each), the floor last."""
+def implementations(device="cpu"):
+    """Every implementation, CutMix's then MixUp's (the same set for each), the floor last. On
+    CUDA also the form that draws its parameters in the kernel (sampling="device")."""
     no_tv, no_timm, no_kornia = "torchvision not installed", "timm not installed", "kornia not installed"
     tm = timm_mixup and timm_mixup.Mixup
     kornia = {CUTMIX: RandomCutMixV2, MIXUP: RandomMixUpV2}
@@ -114,6 +115,10 @@ def implementations():
             Impl(f"cutmix_ext {name} per-sample", op, "cutmix_ext per-sample",
                  lambda x, y, k, box, f=ours: lambda x, y: f(x, y, k, per_sample=True, pairing="random"),
                  in_place=True)]
+        if device == "cuda":
+            impls.append(Impl(f"cutmix_ext {name} sampling=device", op, "cutmix_ext device",
+                              lambda x, y, k, box, f=ours: lambda x, y: f(x, y, k, per_sample=True, pairing="random",
+                                                                          sampling="device"), in_place=True))
         if cut:
             impls.append(Impl("cutmix_ext cutmix_ fixed box", op, "cutmix_ext fixed",
                               lambda x, y, k, box: (lambda p: lambda x, y: cutmix_ext.cutmix_(x, y, k, params=p))(
@@ -141,8 +146,8 @@ def differentiable(impl, fn, x, box):
     """The call as a layer inside a model makes it on an activation x that requires grad: the
     out-of-place ops for cutmix_ext (a fresh draw each call), a clone first for the libraries
     that mix in place (the activation a layer returns). None where the call has no such use."""
-    if impl.family == "cutmix_ext drop-in":
-        return None  # the drop-ins mix input batches; inside a model the ops are the API
+    if impl.family in ("cutmix_ext drop-in", "cutmix_ext device"):
+        return None  # input batches only: inside a model the out-of-place ops are the API
     if impl.family.startswith("cutmix_ext"):
         mix = cutmix_ext.cutmix if impl.op == CUTMIX else cutmix_ext.mixup
         if impl.family == "cutmix_ext fixed":

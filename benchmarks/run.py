@@ -85,6 +85,10 @@ class Case:
 
 def cases(device, quick):
     dtypes = [torch.uint8, torch.bfloat16, torch.float32]
+    if quick and device == "cuda":  # the cases the GPU targets name
+        return [Case((8, 3, 8, 8), torch.float32), Case((128, 3, 32, 32), torch.float32),
+                Case((256, 3, 224, 224), torch.float32), Case((1024, 3, 224, 224), torch.bfloat16),
+                Case((64, 3, 224, 224), torch.uint8)]
     if quick:
         return [Case((8, 3, 8, 8), torch.float32), Case((128, 3, 32, 32), torch.uint8),
                 Case((64, 3, 224, 224), torch.float32), Case((64, 3, 224, 224), torch.uint8),
@@ -410,7 +414,7 @@ def main(argv=None):
     args.min_samples = args.min_samples or (3 if args.quick else 7)
 
     todo = [c for c in cases(args.device, args.quick) if args.only is None or args.only in c.label]
-    impls = [i for i in I.implementations() if i.floor or args.impls is None or
+    impls = [i for i in I.implementations(args.device) if i.floor or args.impls is None or
              any(w in i.name for w in args.impls.split(","))]
     progress = Progress(len(todo) * len(impls))
     clock = Clock(args.device)

@@ -48,3 +48,30 @@ def test_cuda_tensor_without_cuda_kernels_is_an_error(monkeypatch):
         labels = torch.zeros(2, dtype=torch.int64, device="cuda")
         with pytest.raises(RuntimeError, match="images: on CUDA, but cutmix_ext was built without its CUDA kernels"):
             cutmix_ext.cutmix_(images, labels, 2)
+
+
+def test_check_command_passes_and_reports(capsys):
+    """`python -m cutmix_ext.check`: the build, then every case on every device bit for bit."""
+    from cutmix_ext import check
+
+    assert check.main(["--reps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"built for torch {torch.__version__}" in out
+    rows = [ln for ln in out.splitlines() if ln.startswith(("cpu ", "cuda:"))]
+    devices = 1 + (torch.cuda.device_count() if cutmix_ext.WITH_CUDA else 0)
+    assert len(rows) == 24 * devices and all("equal to" in r for r in rows), out
+    assert "all bit for bit" in out
+
+
+def test_check_command_fails_on_a_wrong_result(monkeypatch, capsys):
+    from cutmix_ext import check
+
+    real = check.cutmix_reference
+
+    def off_by_one(images, *args):
+        out, targets, lam = real(images, *args)
+        out.view(-1)[0] ^= 1 if out.dtype == torch.uint8 else 0
+        return out, targets + (0 if out.dtype == torch.uint8 else 1), lam
+    monkeypatch.setattr(check, "cutmix_reference", off_by_one)
+    assert check.main(["--reps", "1"]) == 1
+    assert "FAILED" in capsys.readouterr().out

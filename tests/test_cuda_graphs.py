@@ -113,3 +113,24 @@ def test_device_sampling_bad_input(gen):
     with pytest.raises(ValueError, match="generator: expected a CUDA torch.Generator"):
         cutmix_ext.cutmix_(images, labels, 4, sampling="device", generator=torch.Generator())
     assert torch.equal(images, before)
+
+
+@pytest.mark.parametrize("n", [8, 600])  # rows inline in the launch, and a pinned copy past 512
+def test_out_of_place_under_capture_is_refused(n, gen):
+    """The out-of-place op and every backward take host parameters too: under capture they would
+    be frozen into the graph (or copied from a buffer freed after it), so they are refused."""
+    x = rand_images((n, 3, 8, 8), torch.float32, gen, "cuda")
+    params = cutmix_ext.sample_params(x, "cutmix", per_sample=True, pairing="random", generator=gen)
+    before = x.clone()
+    for fn in (lambda: cutmix_ext.cutmix(x, params), lambda: cutmix_ext.mixup(x, params._replace(boxes=None))):
+        graph = torch.cuda.CUDAGraph()
+        with pytest.raises((ValueError, RuntimeError), match="frozen into the CUDA graph"):
+            with torch.cuda.graph(graph):
+                fn()
+    leaf = x.clone().requires_grad_()
+    out = cutmix_ext.cutmix(leaf, params)  # the forward outside, the backward under capture
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises((ValueError, RuntimeError), match="frozen into the CUDA graph"):
+        with torch.cuda.graph(graph):
+            out.backward(torch.ones_like(out))
+    assert torch.equal(x, before)

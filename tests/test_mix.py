@@ -225,8 +225,11 @@ def test_large_batch_many_threads(gen):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped"])
 def test_cuda_matches_cpu(op, dtype, layout, gen):
     fn = cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_
+    # every kernel family: rows inline in a small (<= 64) or a large (<= 960) parameter block, a
+    # table in memory, the large tile (> 2048 samples), a shared box
     cases = [((32, 3, 33, 17), True, "random"), ((64, 3, 24, 24), False, "roll"),
-             ((7, 3, 14, 14), False, "flip"), ((1100, 3, 8, 8), True, "random"),
+             ((7, 3, 14, 14), False, "flip"), ((300, 2, 6, 10), True, "random"),
+             ((1100, 3, 8, 8), True, "random"), ((2500, 1, 4, 8), True, "random"),
              ((3, 2, 3, 8, 8), True, "flip")]
     for shape, per_sample, pairing in cases:
         if layout == "channels_last" and len(shape) == 5:
