@@ -1,5 +1,6 @@
 """What the build contains, and that it says so."""
 import os
+import re
 
 import pytest
 import torch
@@ -22,8 +23,9 @@ def test_cpu_kernels_registered():
 def test_cuda_kernels_registered_exactly_when_built():
     for op in OPS:
         assert has_kernel(op, "CUDA") == cutmix_ext.WITH_CUDA
-    if cutmix_ext.WITH_CUDA:
-        assert "8.0" in cutmix_ext.CUDA_ARCHS or os.environ.get("TORCH_CUDA_ARCH_LIST")
+    if cutmix_ext.WITH_CUDA:  # the architectures it was built for, as TORCH_CUDA_ARCH_LIST spells them
+        archs = cutmix_ext.CUDA_ARCHS.replace(",", ";").split(";")
+        assert archs and all(re.fullmatch(r"\d+\.\d+a?(\+PTX)?", a.strip()) for a in archs), archs
 
 
 @pytest.mark.skipif(os.environ.get("CUTMIX_EXPECT_CUDA") != "1", reason="CUTMIX_EXPECT_CUDA=1 not set")

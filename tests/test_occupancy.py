@@ -200,6 +200,21 @@ def test_small_calls_have_small_parameter_blocks(kernels):
     assert caps == {"mix_kernel": {-1, 0, 64, 960}, "gather_kernel": {0, 64, 512}}, caps
 
 
+def test_library_holds_the_architectures_it_reports():
+    """cutmix_ext.CUDA_ARCHS (what python -m cutmix_ext.check prints) is what the library holds."""
+    need(cutmix_ext.WITH_CUDA, "cutmix_ext was built without its CUDA kernels")
+    tool = find_tool("cuobjdump")
+    need(tool is not None, "cuobjdump not found")
+    lib = _library._C.__file__
+    elves = subprocess.run([tool, "--list-elf", lib], capture_output=True, text=True).stdout
+    ptx = subprocess.run([tool, "--list-ptx", lib], capture_output=True, text=True).stdout
+    archs = [a.strip() for a in cutmix_ext.CUDA_ARCHS.replace(",", ";").split(";") if a.strip()]
+    want = {"sm_" + a.split("+")[0].replace(".", "") for a in archs}
+    assert set(re.findall(r"\.(sm_\d+a?)\.cubin", elves)) == want, (elves, archs)
+    want_ptx = {"sm_" + a.split("+")[0].replace(".", "") for a in archs if a.endswith("+PTX")}
+    assert set(re.findall(r"\.(sm_\d+a?)\.ptx", ptx)) == want_ptx, (ptx, archs)
+
+
 def test_tool_lookup_finds_a_real_cuobjdump():
     tool = find_tool("cuobjdump")
     need(tool is not None, "cuobjdump not found")
