@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -517,28 +518,37 @@ inline int64_t resident_blocks(int min_blocks) {
 #ifdef CUTMIX_EXT_EMULATE
   return emulated_sm_count() * min_blocks;
 #else
-  static int sms[64] = {};
+  // One block still does the whole call (it loops over every item), only slower.
+  static std::atomic<int> sms[64];
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return 1;
-  if (sms[device] == 0) {
-    int count = 0;
+  int count = sms[device].load(std::memory_order_relaxed);
+  if (count == 0) {
     if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 1;
-    sms[device] = count;
+    sms[device].store(count, std::memory_order_relaxed);
   }
-  return int64_t{sms[device]} * min_blocks;
+  return int64_t{count} * min_blocks;
 #endif
 }
 
 // Shared memory beyond 48 KiB a block, static and dynamic together, must be asked for: once
-// per kernel (the drawn table is 33 KiB of static shared memory).
+// per kernel and device (the drawn table is 33 KiB of static shared memory, the large tile's
+// chunks 64 KiB).
 template <auto kKernel>
 cudaError_t allow_shared(int64_t dynamic_bytes) {
 #ifdef CUTMIX_EXT_EMULATE
   (void)dynamic_bytes;
   return cudaSuccess;
 #else
-  static const cudaError_t status = cudaFuncSetAttribute(
-      kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic_bytes));
+  static std::atomic<bool> done[64];
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) return status;
+  if (device < 0 || device >= 64) return cudaErrorInvalidDevice;
+  if (done[device].load(std::memory_order_acquire)) return cudaSuccess;
+  status = cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(dynamic_bytes));
+  if (status == cudaSuccess) done[device].store(true, std::memory_order_release);
   return status;
 #endif
 }
