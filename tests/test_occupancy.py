@@ -105,17 +105,20 @@ def demangle(names):
     return [strip.sub("", d) for d in out.splitlines()]
 
 
-@pytest.fixture(scope="module")
-def kernels():
+def cuobjdump(*args):
+    """cuobjdump's output on the built library, skipping (or failing, in CI) where it is missing."""
     need(cutmix_ext.WITH_CUDA, "cutmix_ext was built without its CUDA kernels")
     tool = find_tool("cuobjdump")
     need(tool is not None, "cuobjdump not found (CUDA toolkit or the triton package)")
-    lib = _library._C.__file__
-    elves = subprocess.run([tool, "--list-elf", lib], capture_output=True, text=True).stdout
+    return subprocess.run([tool, *args, _library._C.__file__], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    elves = cuobjdump("--list-elf")
     need("sm_90" in elves, f"the build has no sm_90 code (built for {cutmix_ext.CUDA_ARCHS})")
 
-    usage = subprocess.run([tool, "--dump-resource-usage", "-arch", "sm_90", lib],
-                           capture_output=True, text=True, check=True).stdout
+    usage = cuobjdump("--dump-resource-usage", "-arch", "sm_90")
     found, mangled = [], []
     for fn, res in re.findall(r"Function (\S+):\s*\n\s*(REG:.*)", usage):
         fields = dict(re.findall(r"(\w+(?:\[\d+\])?):(\d+)", res))
@@ -124,7 +127,7 @@ def kernels():
                             int(fields["SHARED"])))
     for k, name in zip(found, demangle(mangled)):
         k.name = name
-    info = subprocess.run([tool, "-elf", "-arch", "sm_90", lib], capture_output=True, text=True, check=True).stdout
+    info = cuobjdump("-elf", "-arch", "sm_90")
     by_mangled = dict(zip(mangled, found))
     for section in re.split(r"\n(?=\.\S)", info):  # a section starts with its name at column 0
         head, _, body = section.partition("\n")
@@ -202,12 +205,7 @@ def test_small_calls_have_small_parameter_blocks(kernels):
 
 def test_library_holds_the_architectures_it_reports():
     """cutmix_ext.CUDA_ARCHS (what python -m cutmix_ext.check prints) is what the library holds."""
-    need(cutmix_ext.WITH_CUDA, "cutmix_ext was built without its CUDA kernels")
-    tool = find_tool("cuobjdump")
-    need(tool is not None, "cuobjdump not found")
-    lib = _library._C.__file__
-    elves = subprocess.run([tool, "--list-elf", lib], capture_output=True, text=True).stdout
-    ptx = subprocess.run([tool, "--list-ptx", lib], capture_output=True, text=True).stdout
+    elves, ptx = cuobjdump("--list-elf"), cuobjdump("--list-ptx")
     archs = [a.strip() for a in cutmix_ext.CUDA_ARCHS.replace(",", ";").split(";") if a.strip()]
     want = {"sm_" + a.split("+")[0].replace(".", "") for a in archs}
     assert set(re.findall(r"\.(sm_\d+a?)\.cubin", elves)) == want, (elves, archs)
