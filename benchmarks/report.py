@@ -81,20 +81,16 @@ def targets(rows, device):
                 out.append((f"≥ {want}x torchvision CutMix at {'x'.join(map(str, shape))} {dtype}",
                             f"worst {worst[0]:.1f}x ({worst[1]})", worst[0] >= want))
     else:
-        got = [(1 / v, c) for v, c in ratio_vs(CUTMIX, "cutmix_ext cutmix_ fixed box", "patch copy_ (floor)",
-                                               lambda c: (c.shape, c.dtype.itemsize) in
-                                               [((256, 3, 224, 224), 4), ((1024, 3, 224, 224), 2)])]
-        if got:
-            worst = min(got)
-            out.append(("CutMix ≥ 90% of the copy bandwidth on the patch bytes at 256x3x224x224 f32, "
-                        "1024x3x224x224 bf16", f"worst {100 * worst[0]:.0f}% ({worst[1]})", worst[0] >= 0.9))
-        got = [(1 / v, c) for v, c in ratio_vs(MIXUP, "cutmix_ext mixup_", "batch copy_ (floor)",
-                                               lambda c: (c.shape, c.dtype.itemsize) in
-                                               [((256, 3, 224, 224), 4), ((1024, 3, 224, 224), 2)])]
-        if got:
-            worst = min(got)
-            out.append(("MixUp ≥ 90% of a full-batch copy at 256x3x224x224 f32, 1024x3x224x224 bf16",
-                        f"worst {100 * worst[0]:.0f}% ({worst[1]})", worst[0] >= 0.9))
+        big = [((256, 3, 224, 224), 4), ((1024, 3, 224, 224), 2)]
+        for op, name, floor, what in [
+                (CUTMIX, "cutmix_ext cutmix_ fixed box", "patch copy_ (floor)",
+                 "CutMix ≥ 90% of the copy bandwidth on the patch bytes"),
+                (MIXUP, "cutmix_ext mixup_", "batch copy_ (floor)", "MixUp ≥ 90% of a full-batch copy")]:
+            got = [(1 / v, c) for v, c in ratio_vs(op, name, floor, lambda c: (c.shape, c.dtype.itemsize) in big)]
+            if got:
+                worst = min(got)
+                out.append((f"{what} at 256x3x224x224 f32, 1024x3x224x224 bf16",
+                            f"worst {100 * worst[0]:.0f}% ({worst[1]})", worst[0] >= 0.9))
         for op, name in [(CUTMIX, "cutmix_ext cutmix_"), (MIXUP, "cutmix_ext mixup_")]:
             for ref, want in [(f"torchvision v2.{op}", 5), ("timm Mixup elem", 10)]:
                 got = [(1 / v, c) for v, c in ratio_vs(op, name, ref, lambda c: True)]

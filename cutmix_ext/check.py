@@ -11,6 +11,7 @@ MixUp: the batch, read and written) next to the rate of a plain copy of as many 
 same device. Exit status 1 when a result differs. About 10-30 seconds.
 """
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -134,7 +135,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.monotonic()
     devices = report_build()
-    gen = torch.Generator().manual_seed(int.from_bytes(__import__("os").urandom(4), "little"))
+    gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
     print(f"\n{'device':<7} {'op':<7} {'params':<11} {'dtype':<9} {'layout':<14} {'result':<34} "
           f"{'GB/s':>7} {'copy GB/s':>10}")
     bad = 0

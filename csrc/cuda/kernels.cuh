@@ -532,8 +532,9 @@ inline int64_t resident_blocks(int min_blocks) {
 }
 
 // Shared memory beyond 48 KiB a block, static and dynamic together, must be asked for: once
-// per kernel and device (the drawn table is 33 KiB of static shared memory, the large tile's
+// per kernel and device (the drawn table is 32 KiB of static shared memory, the large tile's
 // chunks 64 KiB).
+constexpr int64_t kDefaultShared = 48 * 1024;
 template <auto kKernel>
 cudaError_t allow_shared(int64_t dynamic_bytes) {
 #ifdef CUTMIX_EXT_EMULATE
@@ -558,13 +559,16 @@ cudaError_t launch(LaunchArgs<CAP>& a, cudaStream_t stream) {
   constexpr auto kernel = mix_kernel<Op, TILE, CAP>;
   constexpr int64_t kSpan = int64_t{TILE::kThreads} * kTargetsPerThread;
   constexpr int64_t kShared = int64_t{TILE::kThreads} * TILE::kPer * sizeof(typename Op::V);
+  constexpr int64_t kStatic = CAP < 0 ? kMaxDrawnBatch * int64_t{sizeof(Sample)} : 0;
   a.g.items = a.g.patch_items + (a.m.n * a.m.num_classes + kSpan - 1) / kSpan;
   if (a.g.items == 0) return cudaSuccess;
   int64_t blocks = a.g.items;
   if constexpr (CAP < 0) blocks = std::min(blocks, resident_blocks(TILE::kMinBlocks));
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  const cudaError_t allowed = allow_shared<kernel>(kShared);
-  if (allowed != cudaSuccess) return allowed;
+  if constexpr (kShared + kStatic > kDefaultShared) {
+    const cudaError_t allowed = allow_shared<kernel>(kShared);
+    if (allowed != cudaSuccess) return allowed;
+  }
 #ifdef CUTMIX_EXT_EMULATE  // tests/emulation runs the kernels on the CPU
   emulate_launch(kernel, static_cast<unsigned>(blocks), TILE::kThreads, a, kShared);
   return cudaSuccess;
@@ -653,16 +657,11 @@ cudaError_t launch_tile(MixOp op, LaunchArgs<CAP>& a, cudaStream_t stream) {
 }
 
 template <int CAP>
-cudaError_t launch_any(MixOp op, LaunchArgs<CAP>& a, cudaStream_t stream) {
-  return launch_tile<SmallTile>(op, a, stream);
-}
-
-template <int CAP>
 cudaError_t launch_inline(MixOp op, const MixArgs& m, const Sample* rows, cudaStream_t stream) {
   LaunchArgs<CAP> a;
   a.m = m;
   std::copy(rows, rows + m.n, a.rows);
-  return launch_any(op, a, stream);
+  return launch_tile<SmallTile>(op, a, stream);
 }
 
 // ---- The out-of-place form (ops `cutmix` / `mixup`, and the backward of every form) ----

@@ -9,7 +9,7 @@ namespace cutmix_ext {
 // A block owns a set of positions across the whole batch and holds its samples' new values
 // there across a barrier, so one launch mixes at most this many samples: up to kMaxSmallBatch
 // with blocks of 256 threads and 16-byte chunks, beyond that with blocks of 512 threads and
-// 8-byte chunks (mix_kernel.cu, Tile).
+// 8-byte chunks (kernels.cuh, Tile).
 constexpr int64_t kMaxSmallBatch = 2048;
 constexpr int64_t kMaxBatch = 8192;
 // Per-sample rows that travel inside the kernel's parameters, so per-sample and random-pairing

@@ -9,7 +9,7 @@ cudaError_t launch_mix_drawn(bool cutmix, const MixArgs& m, const DeviceDraw& d,
   LaunchArgs<-1> a;
   a.m = m;
   a.d = d;
-  return launch_any(cutmix ? kOpCutMix : kOpMixUp, a, stream);
+  return launch_tile<SmallTile>(cutmix ? kOpCutMix : kOpMixUp, a, stream);
 }
 
 }  // namespace cutmix_ext

@@ -14,7 +14,7 @@ cudaError_t launch_mix(MixOp op, const MixArgs& m, const Sample* inline_rows,
   if (m.n > SmallTile::kMaxBatch) return launch_mix_large(op, m, stream);
   LaunchArgs<0> a;
   a.m = m;
-  return launch_any(op, a, stream);
+  return launch_tile<SmallTile>(op, a, stream);
 }
 
 }  // namespace cutmix_ext
