@@ -55,6 +55,32 @@ def _is_plain_tensor(x: Any) -> bool:
     return isinstance(x, torch.Tensor) and (_tv is None or not isinstance(x, _tv.TVTensor))
 
 
+def _refused(x: Any) -> Optional[str]:
+    """The name of an input that mixing would leave behind, out of step with its mixed image (as
+    torchvision, which refuses them too), or None."""
+    if type(x).__module__.startswith("PIL.") and hasattr(x, "getbands"):
+        return "a PIL image (mix a batched tensor: convert with transforms.v2.ToImage() and stack)"
+    if _tv is not None:
+        if isinstance(x, _tv.BoundingBoxes):
+            return "a tv_tensors.BoundingBoxes (the boxes would no longer match their mixed image)"
+        keypoints = getattr(_tv, "KeyPoints", None)  # torchvision >= 0.23
+        if keypoints is not None and isinstance(x, keypoints):
+            return "a tv_tensors.KeyPoints (the points would no longer match their mixed image)"
+    return None
+
+
+def _as_labels(labels: torch.Tensor) -> torch.Tensor:
+    """torchvision's label rules: (N, K) labels of any dtype are probabilities, made float32 when
+    they are not floating point (one_hot's int64, bool, uint8); (N,) integer class indices of a
+    narrow dtype are widened. Floating-point (N, K) labels are taken as they are (the targets come
+    back float32 whatever their dtype)."""
+    if labels.ndim == 2 and not labels.is_floating_point():
+        return labels.float()
+    if labels.ndim == 1 and labels.dtype in (torch.uint8, torch.int8, torch.int16):
+        return labels.long()
+    return labels
+
+
 class _State:
     def __init__(self) -> None:
         self.steps = 0
@@ -113,6 +139,10 @@ class _Mix(torch.nn.Module):
             # (images, labels), the common call: nothing to look for among the inputs
             return inputs[0], self._apply([inputs[0]], inputs[1], [])
         flat, spec = tree_flatten(inputs)
+        for x in flat:
+            why = _refused(x)
+            if why is not None:
+                raise ValueError(f"inputs: {type(self).__name__} cannot mix {why}")
         labels = self._labels_getter(inputs)
         if not isinstance(labels, torch.Tensor):
             raise ValueError(f"labels: must be a tensor, got {type(labels).__name__}")
@@ -138,6 +168,7 @@ class _Mix(torch.nn.Module):
                              f"{self.num_classes}; leave num_classes None")
         if labels.ndim == 1 and self.num_classes is None:
             raise ValueError("num_classes: required with class-index (1D) labels, got None")
+        labels = _as_labels(labels)
         for x in images:
             want = 5 if _tv is not None and isinstance(x, _tv.Video) else 4
             if x.ndim != want:

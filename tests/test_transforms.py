@@ -159,3 +159,92 @@ def test_variants_and_schedule_pass_through(gen):
     before = images.clone()
     sched(images, labels)  # step 0 of the schedule: p = 0, nothing mixes
     assert torch.equal(images, before)
+
+
+def _torchvision_given(op, params):
+    """torchvision's transform, made to draw what `params` drew (its pairing is "roll")."""
+    t = v2.CutMix(num_classes=None) if op == "cutmix" else v2.MixUp(num_classes=None)
+    lam = float(params.lam[0])
+    if op == "cutmix":
+        t.make_params = lambda flat: dict(box=tuple(params.boxes[0].tolist()), lam_adjusted=lam)
+    else:
+        t.make_params = lambda flat: dict(lam=lam)
+    return t
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+@pytest.mark.parametrize("kind", ["one_hot int64", "int32", "uint8", "bool", "float16"])
+def test_2d_labels_of_any_dtype_as_torchvision(op, kind, gen):
+    """(N, K) labels are probabilities whatever their dtype: F.one_hot's int64, int32, uint8 and
+    bool come back as float32 targets, as torchvision gives them; float16 too (torchvision keeps
+    float16, and loses precision doing so)."""
+    n, k = 7, NUM_CLASSES
+    idx = rand_labels(n, k, "int64", gen)
+    if kind == "float16":
+        labels = rand_labels(n, k, "float16", gen)
+    else:
+        labels = torch.nn.functional.one_hot(idx, k)
+        labels = labels if kind == "one_hot int64" else labels.to(getattr(torch, kind))
+    images = rand_images((n, 3, 12, 14), torch.float32, gen)
+    before = images.clone()
+    ours = (T.CutMix if op == "cutmix" else T.MixUp)(generator=gen)
+    out, targets = ours(images, labels)
+    p = ours.last_params
+    ref = cutmix_reference if op == "cutmix" else mixup_reference
+    want, t_want = ref(before, labels.double(), p.perm, p.boxes if op == "cutmix" else p.lam, k)[:2]
+    assert torch.equal(out, want)
+    assert targets.dtype == torch.float32 and targets.shape == (n, k)
+    torch.testing.assert_close(targets, t_want, rtol=0, atol=1e-7)
+    tv_images, tv_targets = _torchvision_given(op, p)(before.clone(), labels)
+    assert torch.equal(tv_images, out)
+    assert tv_targets.dtype == (torch.float16 if kind == "float16" else torch.float32)
+    torch.testing.assert_close(targets, tv_targets.float(), rtol=0,
+                               atol=1e-3 if kind == "float16" else 2e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16])
+def test_narrow_class_indices_are_widened(dtype, gen):
+    """(N,) class indices in a narrow integer dtype (torchvision's one_hot refuses them)."""
+    labels = rand_labels(6, NUM_CLASSES, "int64", gen)
+    images = rand_images((6, 3, 8, 8), torch.float32, gen)
+    before = images.clone()
+    t = T.CutMix(num_classes=NUM_CLASSES, per_sample=True, generator=gen)
+    _, targets = t(images, labels.to(dtype))
+    p = t.last_params
+    want, t_want, _ = cutmix_reference(before, labels, p.perm, p.boxes, NUM_CLASSES)
+    assert torch.equal(images, want) and torch.equal(targets, t_want)
+
+
+def _pil_image(gen):
+    pil = pytest.importorskip("PIL.Image")
+    return pil.fromarray(rand_images((8, 8, 3), torch.uint8, gen).numpy())
+
+
+REFUSED = {
+    "PIL image": lambda gen, n: _pil_image(gen),
+    "BoundingBoxes": lambda gen, n: tv_tensors.BoundingBoxes(
+        torch.tensor([[1, 1, 5, 6]] * n), format="XYXY", canvas_size=(8, 8)),
+    "KeyPoints": lambda gen, n: tv_tensors.KeyPoints(torch.rand(n, 2) * 8, canvas_size=(8, 8)),
+}
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+@pytest.mark.parametrize("what", list(REFUSED))
+def test_refuses_what_would_no_longer_match_its_image(op, what, gen):
+    """Boxes, keypoints or a PIL image beside the batch would come back unmixed beside mixed
+    images: refused before anything is written, as torchvision refuses them."""
+    if what == "KeyPoints" and not hasattr(tv_tensors, "KeyPoints"):
+        pytest.skip("this torchvision has no tv_tensors.KeyPoints")
+    images = rand_images((4, 3, 8, 8), torch.float32, gen)
+    labels = rand_labels(4, NUM_CLASSES, "int64", gen)
+    before = images.clone()
+    extra = REFUSED[what](gen, 4)
+    ours = (T.CutMix if op == "cutmix" else T.MixUp)(num_classes=NUM_CLASSES)
+    theirs = (v2.CutMix if op == "cutmix" else v2.MixUp)(num_classes=NUM_CLASSES)
+    name = "BoundingBoxes|KeyPoints" if what != "PIL image" else "PIL image"
+    for inputs in ({"image": images, "extra": extra, "labels": labels}, (images, labels, extra)):
+        with pytest.raises(ValueError, match=f"inputs: (CutMix|MixUp) cannot mix a (tv_tensors.)?({name})"):
+            ours(inputs)
+        with pytest.raises(ValueError):
+            theirs(inputs)
+    assert torch.equal(images, before)
