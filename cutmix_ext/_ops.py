@@ -132,30 +132,6 @@ def _check_params(params, x, cutmix, name="images"):
                          f"and take the targets from its lam")
 
 
-def _check_sampling_mode(sampling, images, params, pairing):
-    """True for sampling="device", after checking that it applies."""
-    if sampling not in ("host", "device"):
-        raise ValueError(f"sampling: expected 'host' or 'device', got {sampling!r}")
-    if sampling == "host":
-        return False
-    if not images.is_cuda:
-        raise ValueError(f"sampling: 'device' draws inside the CUDA kernel; images are on {images.device}")
-    if params is not None:
-        raise ValueError("sampling: 'device' draws the parameters, so params must be None")
-    if not isinstance(pairing, str):
-        raise TypeError("pairing: sampling='device' takes 'roll', 'flip' or 'random', not a tensor")
-    return True
-
-
-def _device_sampled(images, labels, num_classes, label_smoothing, alpha, cut, per_sample, pairing,
-                    generator):
-    _check_sampling(alpha, pairing, generator)
-    targets, perm, boxes, lam = _ops.mix_device_sampled_(
-        images, labels, num_classes, float(label_smoothing), float(alpha), cut, bool(per_sample),
-        pairing, generator)
-    return targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
-
-
 def _general(params: MixParams, images: torch.Tensor) -> MixParams:
     """params with every sample's mode set, as the op `mix_` takes them."""
     if params.mode is not None:
@@ -192,6 +168,108 @@ def _check_targets_kind(targets, labels):
                          f"{labels.dtype}")
 
 
+# Every public call takes one of two routes. The direct one (csrc/module.cpp) calls the op with
+# plain arguments, without torch.ops' schema parsing or the checks below: on a small batch those
+# cost as much as the mixing. It declines (NotImplemented) anything unusual: a tensor subclass, a
+# torch function mode, torch.compile, an argument of another type, a variant. The general route
+# checks everything, draws the parameters unless given, and applies them with `_apply`.
+
+def _direct(cut, images, labels, num_classes, label_smoothing, alpha, pairing, per_sample,
+            generator, params, return_params):
+    """cutmix_/mixup_ through the direct entry points, or NotImplemented."""
+    if _compiling():
+        return NotImplemented
+    if params is None:
+        out = _C.sampled_(cut, images, labels, num_classes, label_smoothing, alpha, pairing,
+                          per_sample, generator, bool(return_params))
+        if out is NotImplemented or not return_params:
+            return out if out is NotImplemented else (images, out)
+        targets, perm, boxes, lam = out
+        return images, targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
+    if type(params) is not MixParams or params.mode is not None or (cut and params.boxes is None) or (
+            cut and params.size is not None and (not isinstance(images, torch.Tensor) or
+                                                 tuple(params.size) != images.shape[-2:])):
+        return NotImplemented
+    targets = _C.given_(cut, images, labels, params.perm, params.boxes if cut else params.lam,
+                        num_classes, label_smoothing)
+    if targets is NotImplemented:
+        return targets
+    return (images, targets, params) if return_params else (images, targets)
+
+
+def _mix(mode, images, labels, num_classes, label_smoothing, params, return_params, sampling,
+         masks, targets, draw):
+    """The general route of cutmix_ and mixup_: check, draw (on the host or in the kernel)
+    unless params are given, apply."""
+    cut = mode == "cutmix"
+    _check_call(images, labels, num_classes, label_smoothing, params, cut)
+    _check_targets_kind(targets, labels)
+    if sampling not in ("host", "device"):
+        raise ValueError(f"sampling: expected 'host' or 'device', got {sampling!r}")
+    if sampling == "device":
+        _check_device_sampling(mode, images, params, masks, targets, draw)
+        _check_sampling(draw["alpha"], draw["pairing"], draw["generator"])
+        out, perm, boxes, lam = _ops.mix_device_sampled_(
+            images, labels, num_classes, float(label_smoothing), float(draw["alpha"]), cut,
+            bool(draw["per_sample"]), draw["pairing"], draw["generator"])
+        params = MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
+    else:
+        if params is None:
+            params = sample_params(images, mode, **draw)
+        elif not cut:  # mixup_ blends by params.lam, whatever else the params hold
+            params = params._replace(boxes=None, mode=None)
+        images, out = _apply(images, labels, params, num_classes, label_smoothing, 0.0, masks, targets)
+    return (images, out, params) if return_params else (images, out)
+
+
+def _check_device_sampling(mode, images, params, masks, targets, draw):
+    if not images.is_cuda:
+        raise ValueError(f"sampling: 'device' draws inside the CUDA kernel; images are on {images.device}")
+    if params is not None:
+        raise ValueError("sampling: 'device' draws the parameters, so params must be None")
+    if not isinstance(draw["pairing"], str):
+        raise TypeError("pairing: sampling='device' takes 'roll', 'flip' or 'random', not a tensor")
+    variant = draw.get("box", "uniform") != "uniform" or draw.get("label", "area") != "area" or \
+        draw["p"] != 1.0 or masks is not None or targets != "dense"
+    if variant:
+        raise ValueError(f"sampling: 'device' draws the default {'CutMix' if mode == 'cutmix' else 'MixUp'}; "
+                         f"box, label, p, masks and compact targets need sampling='host'")
+
+
+def _apply(images, labels, params, num_classes, label_smoothing, fill, masks, targets):
+    """Applies params, after checking them and everything else, in one launch (and one more for
+    masks). Plain CutMix or MixUp params go to the op of their kind, whose CUDA kernels are made
+    for it; per-sample modes, masks and compact targets to the general op mix_."""
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
+    if labels is not None:
+        _check_call(images, labels, num_classes, label_smoothing, None, True)
+        _check_targets_kind(targets, labels)
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)):
+        raise TypeError(f"fill: expected a number, got {type(fill).__name__}")
+    dense = labels is not None and targets == "dense"
+    if params.mode is None and masks is None and dense:
+        cut = params.boxes is not None
+        _check_params(params, images, cut)
+        k, eps = num_classes, float(label_smoothing)
+        if cut:
+            return images, _ops.cutmix_(images, labels, params.perm, params.boxes, k, eps)
+        return images, _ops.mixup_(images, labels, params.perm, params.lam, k, eps)
+    g = _general(params, images)
+    _check_params(g, images, True)
+    if g.mode.device.type != "cpu":
+        raise ValueError(f"params.mode: expected a CPU tensor, got {g.mode.device}")
+    if masks is not None:
+        _check_masks(masks, images, g)
+    out = _ops.mix_(images, labels if dense else None, g.perm, g.boxes, g.lam, g.mode, float(fill),
+                    num_classes, float(label_smoothing))
+    if masks is not None:
+        _mix_masks(masks, g, fill)
+    if labels is None:
+        return images, None
+    return images, out if dense else _compact(labels, g)
+
+
 def mix_(images: torch.Tensor, labels: Optional[torch.Tensor], params: MixParams,
          num_classes: Optional[int] = None, *, label_smoothing: float = 0.0, fill: float = 0.0,
          masks: Optional[torch.Tensor] = None, targets: str = "dense"):
@@ -209,29 +287,9 @@ def mix_(images: torch.Tensor, labels: Optional[torch.Tensor], params: MixParams
             (params.size is None or params.size == (images.shape[-2], images.shape[-1])):
         out = _C.mix_(images, labels, params.perm, params.boxes, params.lam, params.mode, fill,
                       num_classes, label_smoothing)
-        if out is not NotImplemented:  # the direct entry point, as in cutmix_
+        if out is not NotImplemented:
             return images, None if labels is None else out
-    if not isinstance(params, MixParams):
-        raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
-    if labels is not None:
-        _check_call(images, labels, num_classes, label_smoothing, None, True)
-        _check_targets_kind(targets, labels)
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)):
-        raise TypeError(f"fill: expected a number, got {type(fill).__name__}")
-    g = _general(params, images)
-    _check_params(g, images, True)
-    if g.mode.device.type != "cpu":
-        raise ValueError(f"params.mode: expected a CPU tensor, got {g.mode.device}")
-    if masks is not None:
-        _check_masks(masks, images, g)
-    dense = labels is not None and targets == "dense"
-    out = _ops.mix_(images, labels if dense else None, g.perm, g.boxes, g.lam, g.mode, float(fill),
-                    num_classes, float(label_smoothing))
-    if masks is not None:
-        _mix_masks(masks, g, fill)
-    if labels is None:
-        return images, None
-    return images, out if dense else _compact(labels, g)
+    return _apply(images, labels, params, num_classes, label_smoothing, fill, masks, targets)
 
 
 def _mix_masks(masks, g, fill=0.0):
@@ -250,34 +308,6 @@ def mix_masks_(masks: torch.Tensor, images: torch.Tensor, params: MixParams) -> 
 def _compact(labels, params):
     perm = params.perm.to(labels.device, non_blocking=True)
     return labels, labels[perm], params.lam.to(labels.device, non_blocking=True)
-
-
-def _with_drawn(images, drawn, cut):
-    """(images, targets, params) from the direct entry point _C.sampled_ (see csrc/module.cpp):
-    the same op as torch.ops.cutmix_ext.cutmix_sampled_ / mixup_sampled_, without parsing its
-    schema in Python, for the call a training loop makes on every batch. Without params asked
-    for, it returns the targets alone."""
-    targets, perm, boxes, lam = drawn
-    return images, targets, MixParams(perm, boxes if cut else None, lam, tuple(images.shape[-2:]))
-
-
-def _given(cutmix, images, labels, num_classes, label_smoothing, params):
-    """The direct entry for plain given params (targets), or NotImplemented for anything else,
-    which the checks below then report or convert."""
-    if type(params) is not MixParams or params.mode is not None or _compiling():
-        return NotImplemented
-    if cutmix and params.size is not None and (
-            not isinstance(images, torch.Tensor) or tuple(params.size) != images.shape[-2:]):
-        return NotImplemented
-    return _C.given_(cutmix, images, labels, params.perm, params.boxes if cutmix else params.lam,
-                     num_classes, label_smoothing)
-
-
-def _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets, return_params):
-    """Applies drawn or given params through `mix_` (masks, compact targets, per-sample modes)."""
-    images, t = mix_(images, labels, params, num_classes, label_smoothing=label_smoothing,
-                     masks=masks, targets=targets)
-    return (images, t, params) if return_params else (images, t)
 
 
 def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int] = None, *,
@@ -305,41 +335,16 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
     every replay; the returned params are then CUDA tensors. Its "random" pairing is a keyed
     pseudo-random permutation rather than a uniform shuffle, and it carries no gradient.
     """
-    plain = box == "uniform" and label == "area" and p == 1.0 and masks is None and targets == "dense"
-    if plain and params is None and sampling == "host" and not _compiling():
-        drawn = _C.sampled_(True, images, labels, num_classes, label_smoothing, alpha, pairing,
-                            per_sample, generator, bool(return_params))
-        if drawn is not NotImplemented:
-            return _with_drawn(images, drawn, True) if return_params else (images, drawn)
-    if plain and params is not None and sampling == "host":
-        t = _given(True, images, labels, num_classes, label_smoothing, params)
-        if t is not NotImplemented:
-            return (images, t, params) if return_params else (images, t)
-    _check_call(images, labels, num_classes, label_smoothing, params, True)
-    _check_targets_kind(targets, labels)
-    if _check_sampling_mode(sampling, images, params, pairing):
-        if not plain:
-            raise ValueError("sampling: 'device' draws the paper's default CutMix; box, label, p, "
-                             "masks and compact targets need sampling='host'")
-        targets, params = _device_sampled(images, labels, num_classes, label_smoothing, alpha,
-                                          True, per_sample, pairing, generator)
-    elif params is None and plain:
-        name, perm = _check_sampling(alpha, pairing, generator)
-        targets, *drawn = _ops.cutmix_sampled_(images, labels, num_classes, float(label_smoothing),
-                                               float(alpha), name, perm, bool(per_sample), generator)
-        params = MixParams(*drawn, tuple(images.shape[-2:]))
-    elif params is None:
-        params = sample_params(images, "cutmix", alpha=alpha, pairing=pairing, per_sample=per_sample,
-                               generator=generator, box=box, center_std=center_std, label=label, p=p)
-        return _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets,
-                           return_params)
-    elif params.mode is not None or not plain:
-        return _after_draw(images, labels, num_classes, label_smoothing, params, masks, targets,
-                           return_params)
-    else:
-        targets = _ops.cutmix_(images, labels, params.perm, params.boxes, num_classes,
-                               float(label_smoothing))
-    return (images, targets, params) if return_params else (images, targets)
+    if sampling == "host" and box == "uniform" and label == "area" and p == 1.0 and masks is None \
+            and targets == "dense":
+        out = _direct(True, images, labels, num_classes, label_smoothing, alpha, pairing, per_sample,
+                      generator, params, return_params)
+        if out is not NotImplemented:
+            return out
+    return _mix("cutmix", images, labels, num_classes, label_smoothing, params, return_params,
+                sampling, masks, targets,
+                dict(alpha=alpha, pairing=pairing, per_sample=per_sample, generator=generator,
+                     box=box, center_std=center_std, label=label, p=p))
 
 
 def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int] = None, *,
@@ -350,42 +355,18 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
     """MixUp in place: images[i] = lam[i] * images[i] + (1 - lam[i]) * images[perm[i]], computed
     in float32 (float64 for float64 images) and rounded once (to nearest, clamped, for uint8).
 
-    Arguments and targets as in `cutmix_`; lam ~ Beta(alpha, alpha), params.boxes is None.
+    Arguments and targets as in `cutmix_`; lam ~ Beta(alpha, alpha), params.boxes is None
+    (given params are applied by their perm and lam alone).
     p: the probability of mixing (per sample with per_sample=True, else per batch).
     """
-    if params is None and p == 1.0 and targets == "dense" and sampling == "host" and not _compiling():
-        drawn = _C.sampled_(False, images, labels, num_classes, label_smoothing, alpha, pairing,
-                            per_sample, generator, bool(return_params))
-        if drawn is not NotImplemented:
-            return _with_drawn(images, drawn, False) if return_params else (images, drawn)
-    if params is not None and targets == "dense" and sampling == "host":
-        t = _given(False, images, labels, num_classes, label_smoothing, params)
-        if t is not NotImplemented:
-            return (images, t, params) if return_params else (images, t)
-    _check_call(images, labels, num_classes, label_smoothing, params, False)
-    _check_targets_kind(targets, labels)
-    if _check_sampling_mode(sampling, images, params, pairing):
-        if p != 1.0 or targets != "dense":
-            raise ValueError("sampling: 'device' draws the default MixUp; p and compact targets "
-                             "need sampling='host'")
-        targets, params = _device_sampled(images, labels, num_classes, label_smoothing, alpha,
-                                          False, per_sample, pairing, generator)
-    elif params is None and p == 1.0 and targets == "dense":
-        name, perm = _check_sampling(alpha, pairing, generator)
-        targets, perm, _, lam = _ops.mixup_sampled_(images, labels, num_classes,
-                                                    float(label_smoothing), float(alpha), name,
-                                                    perm, bool(per_sample), generator)
-        params = MixParams(perm, None, lam, tuple(images.shape[-2:]))
-    else:
-        if params is None:
-            params = sample_params(images, "mixup", alpha=alpha, pairing=pairing,
-                                   per_sample=per_sample, generator=generator, p=p)
-        if targets == "compact":
-            return _after_draw(images, labels, num_classes, label_smoothing, params, None, targets,
-                               return_params)
-        targets = _ops.mixup_(images, labels, params.perm, params.lam, num_classes,
-                              float(label_smoothing))
-    return (images, targets, params) if return_params else (images, targets)
+    if sampling == "host" and p == 1.0 and targets == "dense":
+        out = _direct(False, images, labels, num_classes, label_smoothing, alpha, pairing,
+                      per_sample, generator, params, return_params)
+        if out is not NotImplemented:
+            return out
+    return _mix("mixup", images, labels, num_classes, label_smoothing, params, return_params,
+                sampling, None, targets,
+                dict(alpha=alpha, pairing=pairing, per_sample=per_sample, generator=generator, p=p))
 
 
 def cutout_(images: torch.Tensor, *, size: BoxKind = 16, fill: float = 0.0, per_sample: bool = True,
