@@ -4,7 +4,8 @@ from typing import Optional
 
 import torch
 
-__all__ = ["cutmix_reference", "mix_reference", "mixup_reference", "mixed_targets_reference"]
+__all__ = ["cutmix_reference", "detection_boxes_reference", "mix_reference", "mixup_reference",
+           "mixed_targets_reference"]
 
 
 def mixed_targets_reference(labels: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor,
@@ -78,3 +79,52 @@ def mix_reference(images: torch.Tensor, labels: Optional[torch.Tensor], perm: to
     if labels is None:
         return out, None
     return out, mixed_targets_reference(labels, perm, lam, num_classes, label_smoothing)
+
+
+def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height: int, width: int,
+                              min_visibility: float = 0.25):
+    """The boxes of a mixed detection batch, sample by sample, in plain arithmetic on Python
+    floats. boxes[i]: sample i's (x1, y1, x2, y2) pixel boxes; labels[i] theirs; patches[i]:
+    sample i's CutMix box (ignored for MixUp). Returns, per sample, a list of (box, label,
+    weight): i's own boxes then its partner's. The part of a box b outside patch P is cut into
+    at most four rectangles (the strips left and right of P, and above and below it between
+    them); a kept box is the bounding box of the nonempty ones."""
+    def clip(b):
+        return (min(max(b[0], 0.0), width), min(max(b[1], 0.0), height),
+                min(max(b[2], 0.0), width), min(max(b[3], 0.0), height))
+
+    def area(b):
+        return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+    def valid(i):
+        return [(clip(b), lab) for b, lab in zip(boxes[i], labels[i]) if area(clip(b)) > 0]
+
+    out = []
+    for i in range(len(boxes)):
+        j = int(perm[i])
+        own, theirs = valid(i), valid(j)
+        if op == "mixup":
+            out.append([(b, lab, float(lam[i])) for b, lab in own] +
+                       [(b, lab, 1.0 - float(lam[i])) for b, lab in theirs])
+            continue
+        px1, py1, px2, py2 = (float(v) for v in patches[i])
+        kept = []
+        for b, lab in own:
+            x1, y1, x2, y2 = b
+            if px2 <= x1 or px1 >= x2 or py2 <= y1 or py1 >= y2 or px1 == px2 or py1 == py2:
+                pieces = [b]  # the patch misses the box
+            else:
+                mx1, mx2 = max(x1, px1), min(x2, px2)
+                pieces = [(x1, y1, mx1, y2), (mx2, y1, x2, y2),  # left and right of the patch
+                          (mx1, y1, mx2, max(y1, py1)), (mx1, min(y2, py2), mx2, y2)]  # above, below
+            pieces = [q for q in pieces if area(q) > 0]
+            visible = sum(area(q) for q in pieces)
+            if visible > 0 and visible >= min_visibility * area(b):
+                kept.append(((min(q[0] for q in pieces), min(q[1] for q in pieces),
+                              max(q[2] for q in pieces), max(q[3] for q in pieces)), lab, 1.0))
+        for b, lab in theirs:
+            q = (max(b[0], px1), max(b[1], py1), min(b[2], px2), min(b[3], py2))
+            if area(q) > 0 and area(q) >= min_visibility * area(b):
+                kept.append((q, lab, 1.0))
+        out.append(kept)
+    return out

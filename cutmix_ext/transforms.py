@@ -62,7 +62,8 @@ def _refused(x: Any) -> Optional[str]:
         return "a PIL image (mix a batched tensor: convert with transforms.v2.ToImage() and stack)"
     if _tv is not None:
         if isinstance(x, _tv.BoundingBoxes):
-            return "a tv_tensors.BoundingBoxes (the boxes would no longer match their mixed image)"
+            return ("a tv_tensors.BoundingBoxes (the boxes would no longer match their mixed image; "
+                    "detection=True mixes them with it)")
         keypoints = getattr(_tv, "KeyPoints", None)  # torchvision >= 0.23
         if keypoints is not None and isinstance(x, keypoints):
             return "a tv_tensors.KeyPoints (the points would no longer match their mixed image)"
@@ -94,9 +95,19 @@ class _Mix(torch.nn.Module):
                  labels_getter: Union[str, Callable[[Any], torch.Tensor]] = "default",
                  label_smoothing: float = 0.0, pairing: str = "roll", per_sample: bool = False,
                  generator: Optional[torch.Generator] = None, p: float = 1.0,
-                 schedule_steps: Optional[int] = None, **variant: Any) -> None:
+                 schedule_steps: Optional[int] = None, detection: bool = False,
+                 min_visibility: float = 0.25, **variant: Any) -> None:
         super().__init__()
         _sampling.check_probability(p)
+        if not isinstance(detection, bool):
+            raise TypeError(f"detection: expected a bool, got {type(detection).__name__}")
+        if detection and (variant or p != 1.0 or schedule_steps is not None):
+            raise ValueError(f"detection: mixes boxes with the default draw; not with "
+                             f"{sorted(variant) + (['p'] if p != 1.0 else []) + (['schedule_steps'] if schedule_steps else [])}")
+        if isinstance(min_visibility, bool) or not isinstance(min_visibility, (int, float)) or \
+                not 0.0 <= min_visibility <= 1.0:
+            raise ValueError(f"min_visibility: must be a number in [0, 1], got {min_visibility!r}")
+        self.detection, self.min_visibility = detection, float(min_visibility)
         if schedule_steps is not None and (isinstance(schedule_steps, bool) or
                                            not isinstance(schedule_steps, int) or schedule_steps <= 0):
             raise ValueError(f"schedule_steps: expected a positive int or None, got {schedule_steps!r}")
@@ -134,6 +145,8 @@ class _Mix(torch.nn.Module):
 
     def forward(self, *inputs: Any) -> Any:
         inputs = inputs if len(inputs) > 1 else inputs[0]
+        if self.detection:
+            return self._detect(inputs)
         if self._labels_getter is _find_labels and type(inputs) is tuple and len(inputs) == 2 and \
                 type(inputs[0]) is torch.Tensor and type(inputs[1]) is torch.Tensor:
             # (images, labels), the common call: nothing to look for among the inputs
@@ -156,6 +169,25 @@ class _Mix(torch.nn.Module):
         masks = [flat[i] for i, x in enumerate(flat) if _tv is not None and isinstance(x, _tv.Mask)]
         flat[label_at] = self._apply([flat[i] for i in targets], labels, masks)
         return tree_unflatten(flat, spec)
+
+    def _detect(self, inputs: Any) -> Any:
+        """(images, targets) of a detection batch: targets a list of per-image dicts or the flat
+        dict (see cutmix_ext.detection); the boxes are mixed with their images."""
+        from . import detection
+
+        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2 and isinstance(inputs[0], torch.Tensor)):
+            raise ValueError("inputs: with detection=True, expected (images, targets), the images a batch "
+                             "tensor and the targets a list of dicts or a flat dict")
+        images, targets = inputs
+        kw = dict(alpha=self.alpha, pairing=self.pairing, per_sample=self.per_sample,
+                  generator=self.generator, return_params=True)
+        if self._cutmix:
+            _, new, params = detection.cutmix_(images, targets, min_visibility=self.min_visibility, **kw)
+        else:
+            _, new, params = detection.mixup_(images, targets, **kw)
+        self._state.steps += 1
+        self._state.last_params = params
+        return type(inputs)((images, new))
 
     def _apply(self, images: list, labels: torch.Tensor, masks: list) -> torch.Tensor:
         """Checks everything, then mixes the images (the first one draws) and masks in place;
@@ -212,7 +244,9 @@ class CutMix(_Mix):
     schedule_steps (Scheduled CutMix: p rises linearly from 0 to p over that many calls), and
     the paper's variants box=, center_std=, label= (see cutmix_ext.sample_params). A
     tv_tensors.Mask among the inputs ((N, H, W) or (N, 1, H, W)) is cut and pasted with the same
-    boxes and partners. `last_params` holds the last draw."""
+    boxes and partners. detection=True takes (images, targets) of a detection batch instead and
+    brings the boxes along (cutmix_ext.detection; min_visibility= as there). `last_params` holds
+    the last draw."""
 
     _cutmix = True
 

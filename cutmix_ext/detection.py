@@ -1,0 +1,403 @@
+"""CutMix and MixUp for object-detection batches: the images mixed in place by the same kernels
+as `cutmix_`/`mixup_`, and the boxes brought along with them.
+
+    images, targets = cutmix_ext.detection.cutmix_(images, targets)   # (N, C, H, W), boxes
+    images, targets = cutmix_ext.detection.mixup_(images, targets)
+
+`targets` takes either form detection code uses:
+  - a list of N dicts (torchvision's): "boxes" a tv_tensors.BoundingBoxes (XYXY, XYWH or CXCYWH)
+    or an (M_i, 4) XYXY pixel tensor, "labels" (M_i,); "masks" (M_i, H, W) instance masks and
+    the keys named by `per_box` follow their boxes; every other key passes through unchanged;
+  - the flat form of YOLO trainers: a dict with "boxes" (M, 4), "labels" (M,) and "batch_idx"
+    (M,), worked on with tensor ops on the boxes' device, without a loop over the samples.
+It comes back in the same form, boxes in their type and format, with a float32 "weights" per box
+(1 for CutMix; lam for a sample's own boxes and 1 - lam for its partner's under MixUp).
+The image-level lam is params.lam.
+
+Sample i with patch box B and partner j = perm[i] (pixels, half-open): under CutMix, i keeps each
+own box b whose visible part b \\ B is nonempty and at least min_visibility of b's area, shrunk to
+the tightest box around that part; then come j's boxes b cut to b & B, kept when nonempty and at
+least min_visibility of b's area. Under MixUp, i's boxes, then j's. Boxes are clipped to the image
+first; those of zero area are dropped."""
+import collections.abc
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ._ops import MixParams, _check_params, mix_, sample_params
+
+__all__ = ["MixCollate", "collate", "cutmix_", "mixup_"]
+
+_AXIS_ALIGNED = ("XYXY", "XYWH", "CXCYWH")
+Targets = Union[List[dict], dict]
+
+
+def cutmix_(images: torch.Tensor, targets: Targets, *, alpha: float = 1.0, min_visibility: float = 0.25,
+            pairing: Union[str, torch.Tensor] = "roll", per_sample: bool = True,
+            generator: Optional[torch.Generator] = None, params: Optional[MixParams] = None,
+            return_params: bool = False, normalized: bool = False, per_box: Sequence[str] = ("iscrowd",)):
+    """CutMix of a detection batch in place: images as `cutmix_ext.cutmix_` takes them, targets
+    in the list or the flat form (see the module). min_visibility: the share of a box's area
+    that must stay visible (own boxes) or be pasted (the partner's) for it to be kept.
+    normalized=True: box coordinates are fractions of the image's width and height.
+    per_box: other keys of the list form whose (M_i, ...) tensors follow their boxes.
+    Returns (images, new_targets[, params])."""
+    _check_fraction(min_visibility, "min_visibility")
+    return _run("cutmix", images, targets, alpha, pairing, per_sample, generator, params,
+                return_params, normalized, per_box, float(min_visibility))
+
+
+def mixup_(images: torch.Tensor, targets: Targets, *, alpha: float = 1.0,
+           pairing: Union[str, torch.Tensor] = "roll", per_sample: bool = True,
+           generator: Optional[torch.Generator] = None, params: Optional[MixParams] = None,
+           return_params: bool = False, normalized: bool = False, per_box: Sequence[str] = ("iscrowd",)):
+    """MixUp of a detection batch in place: sample i keeps its boxes with weight lam[i] and gets
+    its partner's with weight 1 - lam[i]. Arguments as in `cutmix_`."""
+    return _run("mixup", images, targets, alpha, pairing, per_sample, generator, params,
+                return_params, normalized, per_box, 0.0)
+
+
+class _Flat(NamedTuple):
+    """Every box of the batch in one tensor: XYXY pixels in float64 (exact for float32 and for
+    integer coordinates below 2**53), the sample each belongs to, its labels, its masks."""
+    boxes: torch.Tensor
+    idx: torch.Tensor
+    labels: torch.Tensor
+    masks: Optional[torch.Tensor]
+    extra: dict  # per_box key -> (M, ...) tensor
+
+
+def _check_fraction(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name}: must be a number in [0, 1], got {v!r}")
+
+
+def _run(op, images, targets, alpha, pairing, per_sample, generator, params, return_params,
+         normalized, per_box, min_vis):
+    if not isinstance(images, torch.Tensor) or images.dim() < 4:
+        raise ValueError(f"images: expected a batch tensor (N, C, H, W), got "
+                         f"{tuple(getattr(images, 'shape', ())) or type(images).__name__}")
+    n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
+    if isinstance(per_box, str) or not all(isinstance(k, str) for k in per_box):
+        raise TypeError(f"per_box: expected a sequence of key names, got {per_box!r}")
+    listed = isinstance(targets, (list, tuple))
+    flat = _from_list(targets, n, h, w, per_box) if listed else _from_flat(targets, n)
+    if flat.boxes.device != images.device:
+        raise ValueError(f"targets: boxes on {flat.boxes.device}, images on {images.device}")
+    if params is None:
+        params = sample_params(images, op, alpha=alpha, pairing=pairing, per_sample=per_sample,
+                               generator=generator)
+    else:
+        _check_params(params, images, op == "cutmix")
+        if params.perm.shape != (n,):
+            raise ValueError(f"params: drawn for {params.perm.shape[0]} samples, the batch has {n}")
+        if op == "mixup" and (params.boxes is not None or params.mode is not None):
+            params = MixParams(params.perm, None, params.lam, params.size)
+    size = torch.tensor([w, h, w, h], dtype=torch.float64, device=flat.boxes.device)
+    boxes = torch.minimum((flat.boxes * size if normalized else flat.boxes).clamp_min(0.0), size)
+    out = (_cutmix_boxes if op == "cutmix" else _mixup_boxes)(flat._replace(boxes=boxes), params, h, w, min_vis)
+    if normalized:
+        out = out._replace(boxes=out.boxes / size)
+    weights = out.extra.pop("weights")
+    mix_(images, None, params)  # last: everything that can fail has been checked
+    new = _to_list(out, weights, targets, n) if listed else _to_flat(out, weights, targets)
+    return (images, new, params) if return_params else (images, new)
+
+
+def _area(b):
+    return (b[:, 2] - b[:, 0]).clamp_min(0.0) * (b[:, 3] - b[:, 1]).clamp_min(0.0)
+
+
+def _intersect(b, p):
+    return torch.cat((torch.maximum(b[:, :2], p[:, :2]), torch.minimum(b[:, 2:], p[:, 2:])), 1)
+
+
+def _inside(p, h, w, device):
+    """(M, H, W): where each row's patch p covers the image."""
+    ys = torch.arange(h, device=device, dtype=torch.float64).view(1, h, 1)
+    xs = torch.arange(w, device=device, dtype=torch.float64).view(1, 1, w)
+    return ((ys >= p[:, 1].view(-1, 1, 1)) & (ys < p[:, 3].view(-1, 1, 1)) &
+            (xs >= p[:, 0].view(-1, 1, 1)) & (xs < p[:, 2].view(-1, 1, 1)))
+
+
+def _gather(flat: _Flat, parts):
+    """The rows (sample, source row, box) of the parts, ordered by sample, then part, then source
+    row: a sample's own boxes before its partner's, each in their input order; and which rows
+    come from the first part (a sample's own)."""
+    dst = torch.cat([d for d, _, _ in parts])
+    src = torch.cat([s for _, s, _ in parts])
+    part = torch.cat([torch.full_like(d, k) for k, (d, _, _) in enumerate(parts)])
+    order = torch.sort(dst * len(parts) + part, stable=True).indices
+    dst, src = dst[order], src[order]
+    boxes = torch.cat([b for _, _, b in parts])[order]
+    masks = None if flat.masks is None else flat.masks[src]
+    extra = {k: v[src] for k, v in flat.extra.items()}
+    return _Flat(boxes, dst, flat.labels[src], masks, extra), part[order] == 0
+
+
+def _cutmix_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
+    dev = flat.boxes.device
+    b, idx = flat.boxes, flat.idx
+    patch = params.boxes.to(dev, torch.float64)
+    inv = torch.empty_like(params.perm)
+    inv[params.perm] = torch.arange(params.perm.shape[0])
+    inv = inv.to(dev)
+    area = _area(b)
+    rows = torch.arange(b.shape[0], device=dev)
+    # own boxes: what the patch leaves visible
+    own_patch = patch[idx]
+    cut = _area(_intersect(b, own_patch))
+    visible = area - cut
+    keep_own = (area > 0) & (visible > 0) & (visible >= min_vis * area)
+    hit = cut > 0
+    spans_h = hit & (own_patch[:, 1] <= b[:, 1]) & (own_patch[:, 3] >= b[:, 3])  # B crosses b top to bottom
+    spans_w = hit & (own_patch[:, 0] <= b[:, 0]) & (own_patch[:, 2] >= b[:, 2])
+    shrunk = torch.stack((
+        torch.where(spans_h & (own_patch[:, 0] <= b[:, 0]), own_patch[:, 2], b[:, 0]),
+        torch.where(spans_w & (own_patch[:, 1] <= b[:, 1]), own_patch[:, 3], b[:, 1]),
+        torch.where(spans_h & (own_patch[:, 2] >= b[:, 2]), own_patch[:, 0], b[:, 2]),
+        torch.where(spans_w & (own_patch[:, 3] >= b[:, 3]), own_patch[:, 1], b[:, 3])), 1)
+    # the partner's boxes: box k of sample j lands in i = inv[j], inside i's patch
+    dst = inv[idx]
+    pasted = _intersect(b, patch[dst])
+    got = _area(pasted)
+    keep_in = (area > 0) & (got > 0) & (got >= min_vis * area)
+    parts = [(idx[keep_own], rows[keep_own], shrunk[keep_own]), (dst[keep_in], rows[keep_in], pasted[keep_in])]
+    out, own = _gather(flat, parts)
+    if out.masks is not None:  # an own mask loses the patch, a pasted one keeps only the patch
+        inside = _inside(patch[out.idx], h, w, dev)
+        keep = torch.where(own.view(-1, 1, 1), ~inside, inside)
+        out = out._replace(masks=out.masks * keep.to(out.masks.dtype))
+    out.extra["weights"] = torch.ones(out.boxes.shape[0], dtype=torch.float32, device=dev)
+    return out
+
+
+def _mixup_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
+    dev = flat.boxes.device
+    b, idx = flat.boxes, flat.idx
+    inv = torch.empty_like(params.perm)
+    inv[params.perm] = torch.arange(params.perm.shape[0])
+    inv = inv.to(dev)
+    rows = torch.arange(b.shape[0], device=dev)[_area(b) > 0]
+    parts = [(idx[rows], rows, b[rows]), (inv[idx[rows]], rows, b[rows])]
+    out, own = _gather(flat, parts)
+    lam = params.lam.to(dev, torch.float64)
+    out.extra["weights"] = torch.where(own, lam[out.idx], 1.0 - lam[out.idx]).float()
+    return out
+
+
+# ---- the two forms ----
+
+def _box_tensor(b, name):
+    if not isinstance(b, torch.Tensor) or b.dim() != 2 or b.shape[1] != 4:
+        raise ValueError(f"{name}: expected an (M, 4) tensor, got "
+                         f"{tuple(getattr(b, 'shape', ())) if isinstance(b, torch.Tensor) else type(b).__name__}")
+    if b.dtype == torch.bool or b.is_complex():
+        raise TypeError(f"{name}: expected real coordinates, got dtype {b.dtype}")
+    return b
+
+
+def _tv():
+    try:
+        from torchvision import tv_tensors
+        return tv_tensors
+    except ImportError:
+        return None
+
+
+def _to_xyxy(b, fmt):
+    b = b.double()
+    if fmt == "XYWH":
+        return torch.cat((b[:, :2], b[:, :2] + b[:, 2:]), 1)
+    if fmt == "CXCYWH":
+        return torch.cat((b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2), 1)
+    return b
+
+
+def _from_xyxy(b, fmt):
+    if fmt == "XYWH":
+        return torch.cat((b[:, :2], b[:, 2:] - b[:, :2]), 1)
+    if fmt == "CXCYWH":
+        return torch.cat(((b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]), 1)
+    return b
+
+
+def _format(boxes, name, h, w):
+    """The format name of a BoundingBoxes (checked against the image), or "XYXY" for a tensor."""
+    tv = _tv()
+    if tv is None or not isinstance(boxes, tv.BoundingBoxes):
+        return "XYXY"
+    fmt = boxes.format.name
+    if fmt not in _AXIS_ALIGNED:
+        raise ValueError(f"{name}: format {fmt} is rotated; CutMix and MixUp of boxes take the "
+                         f"axis-aligned formats {', '.join(_AXIS_ALIGNED)}")
+    if tuple(boxes.canvas_size) != (h, w):
+        raise ValueError(f"{name}: canvas_size {tuple(boxes.canvas_size)} is not the images' "
+                         f"{(h, w)}")
+    return fmt
+
+
+def _from_list(targets, n, h, w, per_box) -> _Flat:
+    if len(targets) != n:
+        raise ValueError(f"targets: {len(targets)} dicts for a batch of {n} images")
+    boxes, formats, labels, masks, extra = [], [], [], [], {k: [] for k in per_box}
+    with_masks = n > 0 and isinstance(targets[0], collections.abc.Mapping) and "masks" in targets[0]
+    for i, t in enumerate(targets):
+        if not isinstance(t, collections.abc.Mapping) or "boxes" not in t or "labels" not in t:
+            raise ValueError(f"targets[{i}]: expected a dict with 'boxes' and 'labels', got "
+                             f"{list(t) if isinstance(t, collections.abc.Mapping) else type(t).__name__}")
+        b = _box_tensor(t["boxes"], f"targets[{i}]['boxes']")
+        fmt = _format(b, f"targets[{i}]['boxes']", h, w)
+        m = b.shape[0]
+        lab = t["labels"]
+        if not isinstance(lab, torch.Tensor) or lab.shape != (m,):
+            raise ValueError(f"targets[{i}]['labels']: expected shape ({m},) for its {m} boxes, got "
+                             f"{tuple(getattr(lab, 'shape', ())) or type(lab).__name__}")
+        for k in extra:
+            if k in t:
+                v = t[k]
+                if not isinstance(v, torch.Tensor) or v.dim() < 1 or v.shape[0] != m:
+                    raise ValueError(f"targets[{i}][{k!r}]: a per-box key needs ({m}, ...) rows, got "
+                                     f"{tuple(getattr(v, 'shape', ())) or type(v).__name__}")
+                extra[k].append(v)
+        if ("masks" in t) != with_masks:
+            raise ValueError(f"targets[{i}]: 'masks' must be in every dict or in none")
+        if with_masks:
+            mk = t["masks"]
+            if not isinstance(mk, torch.Tensor) or tuple(mk.shape) != (m, h, w):
+                raise ValueError(f"targets[{i}]['masks']: expected instance masks ({m}, {h}, {w}), got "
+                                 f"{tuple(getattr(mk, 'shape', ())) or type(mk).__name__}")
+            masks.append(mk)
+        boxes.append(b.as_subclass(torch.Tensor))
+        formats.append(fmt)
+        labels.append(lab)
+    for k, vs in extra.items():
+        if vs and len(vs) != n:
+            raise ValueError(f"targets: per-box key {k!r} is in some dicts and not in others")
+    devices = {b.device for b in boxes} | {lab.device for lab in labels}
+    if len(devices) > 1:
+        raise ValueError(f"targets: boxes and labels on several devices {sorted(map(str, devices))}")
+    dev = boxes[0].device if boxes else torch.device("cpu")
+    counts = torch.tensor([b.shape[0] for b in boxes], dtype=torch.int64, device=dev)
+    idx = torch.repeat_interleave(torch.arange(n, device=dev), counts)
+    if not boxes:
+        xyxy = torch.zeros(0, 4, dtype=torch.float64)
+    elif len(set(formats)) == 1:  # as usual: one conversion for the batch
+        xyxy = _to_xyxy(torch.cat(boxes), formats[0])
+    else:
+        xyxy = torch.cat([_to_xyxy(b, f) for b, f in zip(boxes, formats)])
+    return _Flat(xyxy, idx, torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64),
+                 torch.cat(masks) if with_masks else None,
+                 {k: torch.cat(v) for k, v in extra.items() if v})
+
+
+def _from_flat(targets, n) -> _Flat:
+    if not isinstance(targets, collections.abc.Mapping):
+        raise TypeError(f"targets: expected a list of N dicts or a dict with 'boxes', 'labels' and "
+                        f"'batch_idx', got {type(targets).__name__}")
+    missing = [k for k in ("boxes", "labels", "batch_idx") if k not in targets]
+    if missing:
+        raise ValueError(f"targets: the flat form needs 'boxes', 'labels' and 'batch_idx'; missing "
+                         f"{missing}")
+    b = _box_tensor(targets["boxes"], "targets['boxes']")
+    m = b.shape[0]
+    for k in ("labels", "batch_idx"):
+        v = targets[k]
+        if not isinstance(v, torch.Tensor) or v.shape != (m,) or v.device != b.device:
+            raise ValueError(f"targets[{k!r}]: expected shape ({m},) on {b.device} like the boxes, got "
+                             f"{tuple(getattr(v, 'shape', ())) or type(v).__name__}"
+                             f"{'' if not isinstance(v, torch.Tensor) else ' on ' + str(v.device)}")
+    bi = targets["batch_idx"]
+    if bi.is_floating_point():  # ultralytics keeps it float
+        if m and not bool((bi == bi.round()).all()):
+            raise ValueError("targets['batch_idx']: expected whole numbers")
+    elif bi.dtype == torch.bool or bi.is_complex():
+        raise TypeError(f"targets['batch_idx']: expected integers, got dtype {bi.dtype}")
+    idx = bi.long()
+    if m and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        bad = idx[(idx < 0) | (idx >= n)][0]
+        raise ValueError(f"targets['batch_idx']: sample {int(bad)} is outside the batch of {n}")
+    masks = targets.get("masks")
+    if masks is not None and (not isinstance(masks, torch.Tensor) or masks.dim() != 3 or masks.shape[0] != m):
+        raise ValueError(f"targets['masks']: expected (M, H, W) instance masks for the {m} boxes")
+    return _Flat(b.double(), idx, targets["labels"], masks, {})
+
+
+def _to_list(out: _Flat, weights, targets, n):
+    counts = torch.bincount(out.idx, minlength=n).tolist()
+    tv = _tv()
+    first = targets[0]["boxes"] if n else None
+    kinds = {(type(t["boxes"]), getattr(t["boxes"], "format", None), t["boxes"].dtype) for t in targets}
+    typed = tv is not None and isinstance(first, tv.BoundingBoxes)
+    if len(kinds) == 1:  # as usual: one conversion for the batch
+        boxes = _from_xyxy(out.boxes, first.format.name if typed else "XYXY").to(first.dtype).split(counts)
+    else:
+        boxes = out.boxes.split(counts)
+    labels = out.labels.split(counts)
+    masks = out.masks.split(counts) if out.masks is not None else None
+    extra = {k: v.split(counts) for k, v in out.extra.items()}
+    ws = weights.split(counts)
+    new = []
+    for i, t in enumerate(targets):
+        b0 = t["boxes"]
+        b = boxes[i]
+        is_tv = tv is not None and isinstance(b0, tv.BoundingBoxes)
+        if len(kinds) > 1:
+            b = _from_xyxy(b, b0.format.name if is_tv else "XYXY").to(b0.dtype)
+        if is_tv:
+            b = tv.wrap(b, like=b0)
+        d = dict(t)
+        d.update(boxes=b, labels=labels[i], weights=ws[i])
+        if masks is not None:
+            d["masks"] = tv.Mask(masks[i]) if tv is not None and isinstance(t["masks"], tv.Mask) else masks[i]
+        for k, v in extra.items():
+            d[k] = v[i]
+        new.append(d)
+    return new
+
+
+def _to_flat(out: _Flat, weights, targets):
+    d = dict(targets)
+    b0 = targets["boxes"]
+    d.update(boxes=out.boxes.to(b0.dtype), labels=out.labels,
+             batch_idx=out.idx.to(targets["batch_idx"].dtype), weights=weights)
+    if out.masks is not None:
+        d["masks"] = out.masks
+    return d
+
+
+# ---- batches ----
+
+def collate(batch: Sequence[Tuple[torch.Tensor, dict]], flat: bool = False):
+    """collate_fn for detection samples of one size: (image (C, H, W), target dict) pairs become
+    (images (N, C, H, W), targets), the targets a list of dicts or, with flat=True, one dict with
+    'boxes', 'labels' and 'batch_idx' (the dicts' other keys are dropped there)."""
+    if not batch:
+        raise ValueError("batch: empty")
+    sizes = {tuple(b[0].shape) for b in batch}
+    if len(sizes) > 1:
+        raise ValueError(f"batch: images of several sizes {sorted(sizes)}; resize or crop them to one "
+                         f"size first (batched mixing needs one)")
+    images = torch.stack([torch.as_tensor(b[0]) for b in batch])
+    targets = [b[1] for b in batch]
+    if not flat:
+        return images, targets
+    boxes = [t["boxes"].as_subclass(torch.Tensor) for t in targets]
+    counts = torch.tensor([b.shape[0] for b in boxes])
+    return images, {"boxes": torch.cat(boxes), "labels": torch.cat([t["labels"] for t in targets]),
+                    "batch_idx": torch.repeat_interleave(torch.arange(len(batch)), counts)}
+
+
+class MixCollate:
+    """A collate_fn that stacks a detection batch (see `collate`) and mixes it in the worker:
+    `DataLoader(..., collate_fn=MixCollate(cutmix_ext.transforms.CutMix(detection=True)))`, or
+    any callable (images, targets) -> (images, targets). Picklable when `mix` is."""
+
+    def __init__(self, mix: Any, flat: bool = False) -> None:
+        if not callable(mix):
+            raise TypeError(f"mix: expected a callable (images, targets) -> (images, targets), got "
+                            f"{type(mix).__name__}")
+        self.mix, self.flat = mix, bool(flat)
+
+    def __call__(self, batch):
+        return self.mix(*collate(batch, self.flat))
