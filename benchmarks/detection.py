@@ -140,7 +140,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=640)
     ap.add_argument("--boxes", type=int, default=20, help="boxes per image, on average")
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=7, help="timing rounds at least")
+    ap.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per op at least")
     ap.add_argument("--out", default=None, help="a folder for the markdown table")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -181,7 +182,7 @@ def main(argv=None):
         fns = rows(op)
         for f in fns.values():
             f()
-        t = timed(fns, args.device, args.rounds, 1.0)
+        t = timed(fns, args.device, args.rounds, args.min_time)
         lst, fl, img, lp = (t[k] for k in fns)
         lines.append(f"| {'CutMix' if op == 'cutmix' else 'MixUp'} | {lst * 1e3:.2f} | {fl * 1e3:.2f} | "
                      f"{img * 1e3:.2f} | {lp * 1e3:.2f} | {lp / lst:.1f}x | {lp / fl:.1f}x | "

@@ -104,6 +104,12 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
     return (images, new, params) if return_params else (images, new)
 
 
+def _rows(t, i):
+    """t's rows i. Not t[i]: on the CPU, advanced indexing of a 2-D tensor runs in parallel and
+    costs milliseconds where another process holds a core; index_select takes microseconds."""
+    return t.index_select(0, i)
+
+
 def _area(b):
     return (b[:, 2] - b[:, 0]).clamp_min(0.0) * (b[:, 3] - b[:, 1]).clamp_min(0.0)
 
@@ -129,26 +135,29 @@ def _gather(flat: _Flat, parts):
     part = torch.cat([torch.full_like(d, k) for k, (d, _, _) in enumerate(parts)])
     order = torch.sort(dst * len(parts) + part, stable=True).indices
     dst, src = dst[order], src[order]
-    boxes = torch.cat([b for _, _, b in parts])[order]
-    masks = None if flat.masks is None else flat.masks[src]
-    extra = {k: v[src] for k, v in flat.extra.items()}
-    return _Flat(boxes, dst, flat.labels[src], masks, extra), part[order] == 0
+    boxes = _rows(torch.cat([b for _, _, b in parts]), order)
+    masks = None if flat.masks is None else _rows(flat.masks, src)
+    extra = {k: _rows(v, src) for k, v in flat.extra.items()}
+    return _Flat(boxes, dst, _rows(flat.labels, src), masks, extra), part[order] == 0
+
+
+def _inverse(perm, device):
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.shape[0])
+    return inv.to(device)
 
 
 def _cutmix_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
     dev = flat.boxes.device
     b, idx = flat.boxes, flat.idx
     patch = params.boxes.to(dev, torch.float64)
-    inv = torch.empty_like(params.perm)
-    inv[params.perm] = torch.arange(params.perm.shape[0])
-    inv = inv.to(dev)
+    inv = _inverse(params.perm, dev)
     area = _area(b)
-    rows = torch.arange(b.shape[0], device=dev)
     # own boxes: what the patch leaves visible
-    own_patch = patch[idx]
+    own_patch = _rows(patch, idx)
     cut = _area(_intersect(b, own_patch))
     visible = area - cut
-    keep_own = (area > 0) & (visible > 0) & (visible >= min_vis * area)
+    keep_own = ((area > 0) & (visible > 0) & (visible >= min_vis * area)).nonzero().squeeze(1)
     hit = cut > 0
     spans_h = hit & (own_patch[:, 1] <= b[:, 1]) & (own_patch[:, 3] >= b[:, 3])  # B crosses b top to bottom
     spans_w = hit & (own_patch[:, 0] <= b[:, 0]) & (own_patch[:, 2] >= b[:, 2])
@@ -159,13 +168,14 @@ def _cutmix_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
         torch.where(spans_w & (own_patch[:, 3] >= b[:, 3]), own_patch[:, 1], b[:, 3])), 1)
     # the partner's boxes: box k of sample j lands in i = inv[j], inside i's patch
     dst = inv[idx]
-    pasted = _intersect(b, patch[dst])
+    pasted = _intersect(b, _rows(patch, dst))
     got = _area(pasted)
-    keep_in = (area > 0) & (got > 0) & (got >= min_vis * area)
-    parts = [(idx[keep_own], rows[keep_own], shrunk[keep_own]), (dst[keep_in], rows[keep_in], pasted[keep_in])]
+    keep_in = ((area > 0) & (got > 0) & (got >= min_vis * area)).nonzero().squeeze(1)
+    parts = [(idx[keep_own], keep_own, _rows(shrunk, keep_own)),
+             (dst[keep_in], keep_in, _rows(pasted, keep_in))]
     out, own = _gather(flat, parts)
     if out.masks is not None:  # an own mask loses the patch, a pasted one keeps only the patch
-        inside = _inside(patch[out.idx], h, w, dev)
+        inside = _inside(_rows(patch, out.idx), h, w, dev)
         keep = torch.where(own.view(-1, 1, 1), ~inside, inside)
         out = out._replace(masks=out.masks * keep.to(out.masks.dtype))
     out.extra["weights"] = torch.ones(out.boxes.shape[0], dtype=torch.float32, device=dev)
@@ -174,15 +184,12 @@ def _cutmix_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
 
 def _mixup_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
     dev = flat.boxes.device
-    b, idx = flat.boxes, flat.idx
-    inv = torch.empty_like(params.perm)
-    inv[params.perm] = torch.arange(params.perm.shape[0])
-    inv = inv.to(dev)
-    rows = torch.arange(b.shape[0], device=dev)[_area(b) > 0]
-    parts = [(idx[rows], rows, b[rows]), (inv[idx[rows]], rows, b[rows])]
+    rows = (_area(flat.boxes) > 0).nonzero().squeeze(1)
+    b, idx = _rows(flat.boxes, rows), flat.idx[rows]
+    parts = [(idx, rows, b), (_inverse(params.perm, dev)[idx], rows, b)]
     out, own = _gather(flat, parts)
-    lam = params.lam.to(dev, torch.float64)
-    out.extra["weights"] = torch.where(own, lam[out.idx], 1.0 - lam[out.idx]).float()
+    lam = params.lam.to(dev, torch.float64)[out.idx]
+    out.extra["weights"] = torch.where(own, lam, 1.0 - lam).float()
     return out
 
 

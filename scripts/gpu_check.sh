@@ -13,6 +13,7 @@
 #   racecheck  the kernels whose blocks share a drawn table in shared memory           ~0.5
 #   bench      python -m benchmarks.run --device cuda --quick: bandwidth, launches per call,
 #              extra memory, against torchvision and timm                              ~1.5
+#   detection  python -m benchmarks.detection --device cuda: boxes with the images     ~0.5
 # Usage: bash scripts/gpu_check.sh [stage ...]   (default: all; build always runs first)
 # Nothing is installed: a missing tool stops the check in its first lines. compute-sanitizer
 # refuses some machines' GPUs; it is tried on a tiny program first and its stages are skipped,
@@ -24,7 +25,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
 BUDGET=${GPU_CHECK_BUDGET:-480}
-stages=${*:-tests memcheck synccheck racecheck bench}
+stages=${*:-tests memcheck synccheck racecheck bench detection}
 out=${OUT:-benchmarks/results}
 mkdir -p "$out/gpu-check"
 summary="$out/gpu-check.md"
@@ -129,7 +130,8 @@ for s in $stages; do
     tests)
       stage tests 300 pytest_cuda -n 4 tests/test_cuda_big.py tests/test_cuda_graphs.py \
         tests/test_mix.py tests/test_errors.py tests/test_autograd.py tests/test_general.py \
-        tests/test_layouts.py tests/test_feature_mix.py tests/test_compile.py -k "cuda or CUDA or big or graph"
+        tests/test_layouts.py tests/test_feature_mix.py tests/test_compile.py tests/test_detection.py \
+        -k "cuda or CUDA or big or graph"
       ;;
     memcheck | synccheck | racecheck)
       if [ -z "$sanitizer" ]; then
@@ -150,7 +152,9 @@ for s in $stages; do
       ;;
     bench)
       stage bench 200 "$PY" -m benchmarks.run --device cuda --quick --out "$out" ;;
-    *) echo "gpu_check: unknown stage '$s' (build tests memcheck synccheck racecheck bench)"; status=1 ;;
+    detection)
+      stage detection 60 "$PY" -m benchmarks.detection --device cuda --out "$out" ;;
+    *) echo "gpu_check: unknown stage '$s' (build tests memcheck synccheck racecheck bench detection)"; status=1 ;;
   esac
 done
 echo

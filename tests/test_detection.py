@@ -406,3 +406,12 @@ def test_transforms_mix_boxes_when_asked(op, gen):
         assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["labels"], b["labels"])
     with pytest.raises(ValueError, match="BoundingBoxes"):
         kind(num_classes=3)(images, torch.zeros(n, dtype=torch.int64), targets[0]["boxes"])
+
+
+def test_the_benchmark_runs_and_its_loop_does_the_same_work(capsys):
+    """benchmarks/detection.py checks the per-image loop it times against cutmix_ext first."""
+    from benchmarks import detection as bench
+
+    bench.main(["--batch", "8", "--size", "48", "--boxes", "6", "--rounds", "1", "--min-time", "0"])
+    out = capsys.readouterr().out
+    assert "| CutMix |" in out and "| MixUp |" in out and "loop / flat" in out
