@@ -24,7 +24,7 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._ops import MixParams, _check_params, mix_, sample_params
+from ._ops import MixParams, _check_masks, _check_params, _general, mix_, mix_masks_, sample_params
 
 __all__ = ["MixCollate", "collate", "cutmix_", "mixup_"]
 
@@ -35,16 +35,18 @@ Targets = Union[List[dict], dict]
 def cutmix_(images: torch.Tensor, targets: Targets, *, alpha: float = 1.0, min_visibility: float = 0.25,
             pairing: Union[str, torch.Tensor] = "roll", per_sample: bool = True,
             generator: Optional[torch.Generator] = None, params: Optional[MixParams] = None,
-            return_params: bool = False, normalized: bool = False, per_box: Sequence[str] = ("iscrowd",)):
+            return_params: bool = False, normalized: bool = False, per_box: Sequence[str] = ("iscrowd",),
+            masks: Optional[torch.Tensor] = None):
     """CutMix of a detection batch in place: images as `cutmix_ext.cutmix_` takes them, targets
     in the list or the flat form (see the module). min_visibility: the share of a box's area
     that must stay visible (own boxes) or be pasted (the partner's) for it to be kept.
     normalized=True: box coordinates are fractions of the image's width and height.
     per_box: other keys of the list form whose (M_i, ...) tensors follow their boxes.
+    masks: an (N, H, W) or (N, 1, H, W) semantic mask, cut and pasted with the images.
     Returns (images, new_targets[, params])."""
     _check_fraction(min_visibility, "min_visibility")
     return _run("cutmix", images, targets, alpha, pairing, per_sample, generator, params,
-                return_params, normalized, per_box, float(min_visibility))
+                return_params, normalized, per_box, float(min_visibility), masks)
 
 
 def mixup_(images: torch.Tensor, targets: Targets, *, alpha: float = 1.0,
@@ -54,7 +56,7 @@ def mixup_(images: torch.Tensor, targets: Targets, *, alpha: float = 1.0,
     """MixUp of a detection batch in place: sample i keeps its boxes with weight lam[i] and gets
     its partner's with weight 1 - lam[i]. Arguments as in `cutmix_`."""
     return _run("mixup", images, targets, alpha, pairing, per_sample, generator, params,
-                return_params, normalized, per_box, 0.0)
+                return_params, normalized, per_box, 0.0, None)
 
 
 class _Flat(NamedTuple):
@@ -73,7 +75,7 @@ def _check_fraction(v, name):
 
 
 def _run(op, images, targets, alpha, pairing, per_sample, generator, params, return_params,
-         normalized, per_box, min_vis):
+         normalized, per_box, min_vis, masks):
     if not isinstance(images, torch.Tensor) or images.dim() < 4:
         raise ValueError(f"images: expected a batch tensor (N, C, H, W), got "
                          f"{tuple(getattr(images, 'shape', ())) or type(images).__name__}")
@@ -93,6 +95,8 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
             raise ValueError(f"params: drawn for {params.perm.shape[0]} samples, the batch has {n}")
         if op == "mixup" and (params.boxes is not None or params.mode is not None):
             params = MixParams(params.perm, None, params.lam, params.size)
+    if masks is not None:
+        _check_masks(masks, images, _general(params, images))
     size = torch.tensor([w, h, w, h], dtype=torch.float64, device=flat.boxes.device)
     boxes = torch.minimum((flat.boxes * size if normalized else flat.boxes).clamp_min(0.0), size)
     out = (_cutmix_boxes if op == "cutmix" else _mixup_boxes)(flat._replace(boxes=boxes), params, h, w, min_vis)
@@ -100,6 +104,8 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
         out = out._replace(boxes=out.boxes / size)
     weights = out.extra.pop("weights")
     mix_(images, None, params)  # last: everything that can fail has been checked
+    if masks is not None:
+        mix_masks_(masks, images, params)
     new = _to_list(out, weights, targets, n) if listed else _to_flat(out, weights, targets)
     return (images, new, params) if return_params else (images, new)
 

@@ -415,3 +415,18 @@ def test_the_benchmark_runs_and_its_loop_does_the_same_work(capsys):
     bench.main(["--batch", "8", "--size", "48", "--boxes", "6", "--rounds", "1", "--min-time", "0"])
     out = capsys.readouterr().out
     assert "| CutMix |" in out and "| MixUp |" in out and "loop / flat" in out
+
+
+def test_semantic_masks_ride_along(gen):
+    n, h, w = 5, 16, 20
+    images = rand_images((n, 3, h, w), torch.float32, gen)
+    masks = torch.randint(0, 7, (n, h, w), generator=gen, dtype=torch.uint8)
+    before, m_before = images.clone(), masks.clone()
+    targets = rand_targets(n, h, w, gen, fmt=None)
+    _, _, p = D.cutmix_(images, targets, masks=masks, generator=gen, return_params=True)
+    lab = torch.zeros(n, dtype=torch.int64)
+    assert torch.equal(images, cutmix_reference(before, lab, p.perm, p.boxes, 1)[0])
+    assert torch.equal(masks, cutmix_reference(m_before[:, None], lab, p.perm, p.boxes, 1)[0][:, 0])
+    with pytest.raises(ValueError, match="masks: expected shape"):
+        D.cutmix_(images, targets, masks=masks[:, :-1], generator=gen)
+    assert torch.equal(masks, cutmix_reference(m_before[:, None], lab, p.perm, p.boxes, 1)[0][:, 0])
