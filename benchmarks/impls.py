@@ -44,6 +44,10 @@ class Impl:
     in_place: bool = False  # mixes x itself: a differentiable call mixes a clone of x
     floor: bool = False  # a bandwidth reference, not a mix
 
+    @property
+    def installed(self):
+        return self.floor or self.make is not None
+
 
 def half_box(h, w):
     """A centred box of half the image: the fixed workload whose patch bytes the floor copies."""

@@ -16,7 +16,7 @@ back-to-back calls (the batch stays in cache, as it would in a loop over small b
 batch is timed one call at a time after the caches were flushed by reading a buffer twice their
 size (it comes from DRAM in a training loop, and back-to-back calls on a batch the size of the L3
 or L2 cache would flatter everyone).
-The samples are reduced to median and IQR by torch.utils.benchmark's Measurement. CPU: wall
+The samples are reduced to median and IQR (linear interpolation, as numpy's quantile). CPU: wall
 clock with torch's intra-op threads (all cores), Python's garbage collector off while timing (as
 timeit); CUDA: CUDA events on the current stream, warm-up excluded.
 
@@ -38,6 +38,7 @@ import gc
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 import warnings
@@ -45,8 +46,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-from torch.utils.benchmark.utils.common import Measurement, TaskSpec
+from torch._C._profiler import _ExperimentalConfig
+from torch.autograd import ProfilerConfig, ProfilerState, _disable_profiler_legacy, _enable_profiler_legacy
+from torch.profiler import ProfilerActivity, profile, record_function
 
 import cutmix_ext
 from cutmix_ext.reference import cutmix_reference, mixup_reference
@@ -174,9 +176,9 @@ class Clock:
 
 
 def take_turns(fns, device, clock, cold, min_run_time, min_samples, max_samples=40):
-    """Median and IQR per call of each function (each called once already), the functions taking
-    turns in an order shuffled every round (see the module's docstring). Returns
-    {name: Measurement}."""
+    """Samples of the time per call of each function (each called once already), the functions
+    taking turns in an order shuffled every round (see the module's docstring). Returns
+    {name: [seconds per call, one per sample]}."""
     number = {}
     for name, fn in fns.items():  # calls per sample
         once = clock(fn)
@@ -193,23 +195,42 @@ def take_turns(fns, device, clock, cold, min_run_time, min_samples, max_samples=
             spent[name] += t
         active = [n for n in active if len(times[n]) < max_samples and
                   (len(times[n]) < min_samples or spent[n] < min_run_time)]
-    return {name: Measurement(1, ts, TaskSpec("fn()", "", description=name, num_threads=torch.get_num_threads()))
-            for name, ts in times.items()}
+    return times
+
+
+def median_iqr(times):
+    if len(times) == 1:
+        return times[0], 0.0
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return median, q3 - q1
+
+
+MEASURED = "benchmarks.run: measured call"
 
 
 def cpu_peak_bytes(fn):
-    """Peak bytes allocated by torch's CPU allocator during one call, from the profiler's memory
-    records: each op's own allocations (its total less its children's) and frees, in time order."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    deltas = []
-    for e in prof.events():
-        own = e.cpu_memory_usage - sum(c.cpu_memory_usage for c in e.cpu_children)
-        if own:
-            deltas.append((e.time_range.start, own))
+    """Peak bytes allocated by torch's CPU allocator during a call of a fresh fn: the running sum
+    of the allocator's records in time order over the second of two calls, so that what the first
+    leaves for the second to free (a transform's last_params) has a size the profiler knows. The
+    records come from the profiler without kineto, which on a CUDA build of torch logs two lines
+    a session, and a failed GPU probe where there is no GPU."""
+    config = ProfilerConfig(ProfilerState.CPU, False, True, False, False, False, _ExperimentalConfig())
+    with no_gc():  # a collection would free blocks from before the call, of sizes it cannot know
+        _enable_profiler_legacy(config)
+        try:
+            fn()
+            with record_function(MEASURED):
+                fn()
+        finally:
+            threads = _disable_profiler_legacy()
+    records = [r for t in threads for r in t]
+    at = next(r for r in records if r.name() == "__start_profile").cpu_elapsed_us
+    enter = next(r for r in records if r.kind() == "push" and r.name() == MEASURED)
+    leave = next(r for r in records if r.kind() == "pop" and r.handle() == enter.handle())
+    t0, t1 = at(enter), at(leave)
     running = peak = 0
-    for _, d in sorted(deltas, key=lambda t: t[0]):
-        running += d
+    for r in sorted((r for r in records if r.kind() == "memory_alloc" and t0 <= at(r) <= t1), key=at):
+        running += r.cpu_memory_usage()
         peak = max(peak, running)
     return peak
 
@@ -302,13 +323,17 @@ def run_case(case, impls, device, clock, args, progress):
     check(case, x, y)
     box = I.half_box(*case.shape[-2:])
     rows, fns = [], {}
+
+    def build(impl):
+        return floor_fn(impl, case, x, box) if impl.floor else call_fn(impl, case, x, y, box)
+
     for impl in impls:
         progress.step(f"{case.label}: {impl.op} {impl.name}")
-        if impl.make is None and not impl.floor:
+        if not impl.installed:
             rows.append(Row(case, impl, note=impl.missing))
             continue
         try:
-            fn = floor_fn(impl, case, x, box) if impl.floor else call_fn(impl, case, x, y, box)
+            fn = build(impl)
             if fn is None:
                 continue
             first = clock(fn)  # also the warm-up
@@ -327,13 +352,13 @@ def run_case(case, impls, device, clock, args, progress):
     cold = case.nbytes >= DRAM_BYTES
     measured = take_turns(fns, device, clock, cold, args.min_run_time, args.min_samples)
     for impl, fn in fns.items():
-        m = measured[impl]
-        row = Row(case, impl, median=m.median, iqr=m.iqr, samples=len(m.times))
+        median, iqr = median_iqr(measured[impl])
+        row = Row(case, impl, median=median, iqr=iqr, samples=len(measured[impl]))
         if device == "cuda":
             row.peak_bytes, row.temp_bytes = cuda_peak_bytes(fn)
             row.launches = cuda_launches(fn)
         else:
-            row.peak_bytes = cpu_peak_bytes(fn)
+            row.peak_bytes = cpu_peak_bytes(build(impl))
         rows.append(row)
     order = {impl: i for i, impl in enumerate(impls)}
     return sorted(rows, key=lambda r: order.get(r.impl, len(order)))
