@@ -132,6 +132,14 @@ def case_sections(rows):
     return seen
 
 
+def cell(r):
+    if r is None:
+        return "—"
+    if r.median is not None:
+        return us(r.median)
+    return "fails" if r.impl.installed else "not installed"
+
+
 def summary(rows, layout="NCHW"):
     """One line per case and op: the headline implementations' medians side by side."""
     cols = [("cutmix_ext", lambda op: f"cutmix_ext {op.lower()}_"),
@@ -148,7 +156,7 @@ def summary(rows, layout="NCHW"):
             cells = []
             for _, name in cols:
                 r = find(rows, case, op, name(op))
-                cells.append("—" if r is None else (us(r.median) if r.median is not None else "fails"))
+                cells.append(cell(r))
             ours = find(rows, case, op, cols[0][1](op))
             f = floor_row(rows, case, op)
             fixed = find(rows, case, op, "cutmix_ext cutmix_ fixed box") if op == CUTMIX else ours
@@ -203,7 +211,7 @@ def markdown(rows, loader_rows, meta, png_name):
             "Median µs per call, parameters drawn in every call. floor: `patch copy_` of half the image "
             "for CutMix, `batch copy_` for MixUp, two map clones forward+backward. % of floor: floor / time, "
             "for CutMix measured on the `fixed box` row (the floor's exact patch). fails: the implementation "
-            "refused the input (the exception is in the detail).", "",
+            "refused the input (the exception is in the detail); not installed: its library is absent here.", "",
             summary(rows), ""]
     if loader_rows:
         head, lrows = loader_rows
