@@ -1,4 +1,5 @@
 """The suite's markdown (targets, summary, every row, the DataLoader case) and its chart."""
+import math
 import sys
 
 from .impls import CUTMIX, MIXUP
@@ -7,6 +8,8 @@ SIZES_224 = ((64, 3, 224, 224), (256, 3, 224, 224), (1024, 3, 224, 224))
 CHART_FAMILIES = ["cutmix_ext", "cutmix_ext per-sample", "torchvision", "timm batch", "timm elem",
                   "kornia", "plain torch"]
 COLORS = ["#1b7837", "#7fbf7b", "#2166ac", "#d6604d", "#f4a582", "#8073ac", "#878787"]
+REFUSED, ABSENT = "#b2182b", "#969696"  # the chart's marks: refused the input, not installed
+DPI = 110
 
 
 def us(seconds):
@@ -245,7 +248,8 @@ def chart_cases(rows):
 
 def chart(rows, meta, path):
     """Time per call of each implementation (log scale), a panel per op, a group per case, the
-    floor as a dashed line across its group; ✗ where an implementation refused the input."""
+    floor as a dashed line across its group; ✗ where an implementation refused the input, ∅
+    where its library is not installed."""
     try:
         import matplotlib
     except ImportError:
@@ -253,35 +257,56 @@ def chart(rows, meta, path):
         return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    fig = figure(rows, meta)
+    if fig is None:
+        return False
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def figure(rows, meta):
+    """The chart's matplotlib figure, laid out (None where no case is charted)."""
+    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     chosen = chart_cases(rows)
     if not chosen:
-        return False
-    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 1.25 * len(chosen) + 1.5), 10.5))
+        return None
+    # constrained layout with the legend "outside": the figure makes room for the whole legend
+    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 1.25 * len(chosen) + 1.5), 10.5), dpi=DPI,
+                             layout="constrained")
     width = 0.84 / len(CHART_FAMILIES)
+    labels, marks = [], set()
     for ax, op in zip(axes, (CUTMIX, MIXUP)):
-        values = []
+        values, obstacles = [], []
         for gi, case in enumerate(chosen):
             for fi, fam in enumerate(CHART_FAMILIES):
                 r = next((r for r in rows if r.case == case and r.impl.op == op and r.impl.family == fam), None)
                 x = gi - 0.42 + (fi + 0.5) * width
                 if r is not None and r.median is not None:
                     ax.bar(x, r.median * 1e6, width * 0.92, color=COLORS[fi])
+                    obstacles.append((x - width * 0.46, x + width * 0.46, None, r.median * 1e6))
                     values.append(r.median * 1e6)
                 elif r is not None:
-                    ax.text(x, 0.01, "✗", color="#b2182b", ha="center", va="bottom", fontsize=10,
-                            fontweight="bold", transform=ax.get_xaxis_transform())
+                    mark = "✗" if r.impl.installed else "∅"
+                    marks.add(mark)
+                    ax.text(x, 0.01, mark, color=REFUSED if r.impl.installed else ABSENT, ha="center",
+                            va="bottom", fontsize=10, fontweight="bold", transform=ax.get_xaxis_transform())
             f = floor_row(rows, case, op)
             if f is not None and f.median is not None:
                 ax.hlines(f.median * 1e6, gi - 0.46, gi + 0.46, colors="black", linestyles="--", lw=1.3)
+                obstacles.append((gi - 0.46, gi + 0.46, f.median * 1e6, f.median * 1e6))
                 values.append(f.median * 1e6)
             ours = find(rows, case, op, f"cutmix_ext {op.lower()}_")
             s = speedup(rows, ours) if ours is not None else None
             if s is not None:
-                ax.text(gi - 0.42 + 0.5 * width, ours.median * 1e6 * 1.15, f"{s:.0f}x" if s >= 10 else f"{s:.1f}x",
-                        ha="center", va="bottom", fontsize=7, color=COLORS[0], fontweight="bold")
+                x = gi - 0.42 + 0.5 * width
+                labels.append((ax, obstacles, x + width * 0.46, ax.text(
+                    x, ours.median * 1e6, f"{s:.0f}x" if s >= 10 else f"{s:.1f}x",
+                    ha="center", va="bottom", fontsize=7, color=COLORS[0], fontweight="bold")))
         ax.set_yscale("log")
         if values:
             ax.set_ylim(min(values) / 4, max(values) * 4)
@@ -295,12 +320,46 @@ def chart(rows, meta, path):
         ax.grid(axis="y", which="major", alpha=0.35)
         ax.grid(axis="y", which="minor", alpha=0.12)
     handles = [Patch(color=c, label=f) for f, c in zip(CHART_FAMILIES, COLORS)]
-    handles += [Line2D([], [], color="black", ls="--", label="floor: patch copy_ (CutMix), batch copy_ "
-                       "(MixUp), 2 map clones (fwd+bwd)"),
-                Line2D([], [], color="#b2182b", marker="$✗$", ls="", label="refused the input")]
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    handles.append(Line2D([], [], color="black", ls="--", label="floor: patch copy_ (CutMix), batch copy_ "
+                          "(MixUp), 2 map clones (fwd+bwd)"))
+    if "✗" in marks:
+        handles.append(Line2D([], [], color=REFUSED, marker="$✗$", ls="", label="refused the input"))
+    if "∅" in marks:
+        handles.append(Line2D([], [], color=ABSENT, marker="$∅$", ls="", label="not installed"))
     fig.suptitle(f"cutmix_ext benchmark: {meta['device_name']}, {meta['date']}", fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    renderer = fig.canvas.get_renderer()
+    # the layout makes room for the legend's height, not its width: as many columns as fit
+    for ncol in range(5, 0, -1):
+        legend = fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+        fig.canvas.draw()
+        box = legend.get_window_extent(renderer)
+        if ncol == 1 or (box.x0 >= 0 and box.x1 <= fig.bbox.x1):
+            break
+        legend.remove()
+    for ax, obstacles, right, label in labels:
+        place(ax, label, right, obstacles, renderer)
+    return fig
+
+
+def place(ax, label, right, obstacles, renderer, pad=2.0):
+    """Moves a label that is wider than its bar left until it ends where the bar does (the gap
+    between groups is on that side, the next bar on the other), then up until it overlaps none
+    of the obstacles, (x0, x1, y0, y1) in data coordinates (y0 None: from the bottom, a bar),
+    each grown by pad pixels up and down so that nothing is drawn through or against the text."""
+    from matplotlib.transforms import Bbox
+
+    to_data = ax.transData.inverted().transform
+    over = label.get_window_extent(renderer).x1 - ax.transData.transform((right, 1))[0]
+    if over > 0:
+        x, y = ax.transData.transform(label.get_position())
+        label.set_x(to_data((x - over, y))[0])
+    boxes = []
+    for x0, x1, y0, y1 in obstacles:
+        (a, b), (c, d) = ax.transData.transform([(x0, y1 if y0 is None else y0), (x1, y1)])
+        boxes.append(Bbox([[a, (-math.inf if y0 is None else b) - pad], [c, d + pad]]))
+    while True:
+        box = label.get_window_extent(renderer)
+        hit = next((b for b in boxes if box.overlaps(b)), None)
+        if hit is None:
+            return
+        label.set_y(to_data((0, hit.y1 + 1))[1])
