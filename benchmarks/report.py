@@ -171,6 +171,14 @@ def summary(rows, layout="NCHW"):
     return "\n".join(lines)
 
 
+def headline(rows, meta):
+    """The short form of the report: how many targets were met, each one missed, the summary."""
+    got = targets(rows, meta["device"])
+    lines = [f"benchmark on {meta['device_name']}: {sum(ok for *_, ok in got)} of {len(got)} targets met"]
+    lines += [f"  not met: {what}: {measured}" for what, measured, ok in got if not ok]
+    return "\n".join(lines + ["", summary(rows)])
+
+
 def detail(rows, case):
     n = case.shape[0]
     size = 1

@@ -6,7 +6,7 @@ measured side by side in one run on one device.
     python -m benchmarks.run --device cpu --quick    # a few cases, fewer samples (about 1 minute)
 
 Writes benchmarks/results/<device>-<date>.md (every row) and .png (the chart), and prints the
-markdown.
+markdown (--brief: only its headline, the targets met and the summary table).
 
 Timing. The implementations of one case take turns, one sample each per round in a shuffled
 order, so that a slow spell of a shared machine hits them alike and their ratios stay fair; each
@@ -365,7 +365,8 @@ def run_case(case, impls, device, clock, args, progress):
 
 
 class Progress:
-    """A progress bar on a terminal; a line per case otherwise (logs)."""
+    """A plain-text progress bar on stderr: redrawn in place on a terminal, a line per case in a
+    log."""
 
     def __init__(self, total):
         self.total, self.done, self.tty = total, 0, sys.stderr.isatty()
@@ -374,14 +375,12 @@ class Progress:
     def step(self, what):
         self.done += 1
         case = what.split(":")[0]
-        elapsed = time.monotonic() - self.start
-        if self.tty:
+        if self.tty or case != self.last_case:
             bar = "#" * (30 * self.done // self.total)
-            sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} {elapsed:5.0f} s {what[:70]:<70}")
-        elif case != self.last_case:
-            sys.stderr.write(f"[{self.done}/{self.total}, {elapsed:.0f} s] {case}\n")
+            line = f"[{bar:<30}] {self.done}/{self.total} {time.monotonic() - self.start:4.0f} s  "
+            sys.stderr.write(f"\r{line}{what[:70]:<70}" if self.tty else f"{line}{case}\n")
+            sys.stderr.flush()
         self.last_case = case
-        sys.stderr.flush()
 
     def close(self):
         if self.tty:
@@ -425,6 +424,8 @@ def main(argv=None):
     parser.add_argument("--min-samples", type=int, default=None,
                         help="samples per row at least (default 7, 3 with --quick)")
     parser.add_argument("--no-loader", action="store_true", help="skip the DataLoader end-to-end case")
+    parser.add_argument("--brief", action="store_true",
+                        help="print the headline (targets met, the summary table) instead of the whole report")
     parser.add_argument("--only", default=None, help="run only the cases whose label contains this")
     parser.add_argument("--impls", default=None,
                         help="run only the implementations whose name contains one of these "
@@ -441,16 +442,18 @@ def main(argv=None):
     todo = [c for c in cases(args.device, args.quick) if args.only is None or args.only in c.label]
     impls = [i for i in I.implementations(args.device) if i.floor or args.impls is None or
              any(w in i.name for w in args.impls.split(","))]
-    progress = Progress(len(todo) * len(impls))
+    with_loader = args.device == "cpu" and not args.no_loader
+    progress = Progress(len(todo) * len(impls) + with_loader)
     clock = Clock(args.device)
     rows = []
     for case in todo:
         rows += run_case(case, impls, args.device, clock, args, progress)
-    progress.close()
     loader_rows = None
-    if args.device == "cpu" and not args.no_loader:
+    if with_loader:
         from . import loader
+        progress.step("DataLoader end to end")
         loader_rows = loader.run(K, batches=8 if args.quick else 30)
+    progress.close()
 
     now = datetime.datetime.now(datetime.timezone.utc)
     meta = dict(device=args.device, device_name=device_name(args.device), versions=versions(),
@@ -464,8 +467,13 @@ def main(argv=None):
     md = report.markdown(rows, loader_rows, meta, os.path.basename(png) if drawn else None)
     with open(os.path.join(args.out, stem + ".md"), "w") as f:
         f.write(md)
-    print(md)
-    print(f"written: {os.path.join(args.out, stem)}.md" + (" and .png" if drawn else ""), file=sys.stderr)
+    written = f"{os.path.join(args.out, stem)}.md" + (" and .png" if drawn else "")
+    if args.brief:
+        print(report.headline(rows, meta))
+        print(f"full report: {written}")
+    else:
+        print(md)
+        print(f"written: {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":
