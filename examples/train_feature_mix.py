@@ -3,6 +3,7 @@
     python examples/train_feature_mix.py                  # CutMix after the first stage
     python examples/train_feature_mix.py --mode mixup
     python examples/train_feature_mix.py --sites 3        # one of three stages mixes each step
+    python examples/train_feature_mix.py --brief          # a progress bar, then the result only
 
 The images are generated here, so the run needs no download and is reproducible from --seed:
 each of the 10 classes is a colour (one of 5) times a stripe orientation (one of 2), drawn with a
@@ -10,6 +11,7 @@ random phase, stripe width, colour jitter and noise, so that neither cue alone s
 """
 import argparse
 import math
+import sys
 import time
 
 import torch
@@ -100,10 +102,28 @@ def evaluate(model, images, labels, batch=250):
     return correct / len(labels)
 
 
-def train(steps=300, batch=64, seed=0, mode="cutmix", log_every=50, sites=1, held_out=1000):
-    """Trains from scratch; returns a dict with the per-step `losses`, `grads_finite` (every
-    gradient of every step finite), held-out `accuracy` in eval() mode, the `model` and
-    `seconds` spent training."""
+class Bar:
+    """A plain-text progress bar on stderr: redrawn in place on a terminal, a line every quarter
+    in a log."""
+
+    def __init__(self, total, what):
+        self.total, self.what, self.tty = total, what, sys.stderr.isatty()
+        self.start = time.monotonic()
+
+    def __call__(self, done):
+        if self.tty or done * 4 // self.total > (done - 1) * 4 // self.total:
+            bar = "#" * (30 * done // self.total)
+            line = f"[{bar:<30}] {done}/{self.total} {time.monotonic() - self.start:4.0f} s  {self.what}"
+            end = "\n" if not self.tty or done == self.total else ""
+            sys.stderr.write(("\r" if self.tty else "") + line + end)
+            sys.stderr.flush()
+
+
+def train(steps=300, batch=64, seed=0, mode="cutmix", log_every=50, sites=1, held_out=1000,
+          on_step=None):
+    """Trains from scratch, calling on_step(steps done) after each step; returns a dict with the
+    per-step `losses`, `grads_finite` (every gradient of every step finite), held-out `accuracy`
+    in eval() mode, the `model` and `seconds` spent training."""
     torch.manual_seed(seed)  # initialisation and FeatureMix's draws
     data = torch.Generator().manual_seed(seed)
     test_images, test_labels = make_batch(held_out, torch.Generator().manual_seed(seed + 10_000))
@@ -125,6 +145,8 @@ def train(steps=300, batch=64, seed=0, mode="cutmix", log_every=50, sites=1, hel
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(step + 1)
         if log_every and (step == 0 or (step + 1) % log_every == 0 or step + 1 == steps):
             window = losses[-min(log_every, step + 1):]
             print(f"step {step + 1:4d}  loss {sum(window) / len(window):.3f}"
@@ -143,13 +165,22 @@ def main():
     parser.add_argument("--sites", type=int, choices=[1, 2, 3], default=1,
                         help="candidate layers (after stages 1..sites); one mixes each step")
     parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--brief", action="store_true",
+                        help="a progress bar on stderr instead of the loss, then the result in one line")
     args = parser.parse_args()
     where = "after stage 1" if args.sites == 1 else f"at one of stages 1-{args.sites}"
-    print(f"feature-level {args.mode} {where}: {args.steps} steps of {args.batch} on the CPU "
-          f"({torch.get_num_threads()} threads), seed {args.seed}")
-    result = train(args.steps, args.batch, args.seed, args.mode, args.log_every, args.sites)
-    print(f"trained in {result['seconds']:.1f} s; gradients finite: {result['grads_finite']}")
-    print(f"held-out accuracy (eval mode, unmixed): {result['accuracy']:.1%}")
+    what = f"feature-level {args.mode} {where}: {args.steps} steps of {args.batch}"
+    if args.brief:
+        result = train(args.steps, args.batch, args.seed, args.mode, 0, args.sites,
+                       on_step=Bar(args.steps, "training steps"))
+    else:
+        print(f"{what} on the CPU ({torch.get_num_threads()} threads), seed {args.seed}")
+        result = train(args.steps, args.batch, args.seed, args.mode, args.log_every, args.sites)
+        print(f"trained in {result['seconds']:.1f} s; gradients finite: {result['grads_finite']}")
+    if not result["grads_finite"]:
+        sys.exit(f"training ({what}): FAILED: a gradient was not finite")
+    print(f"training ({what}): held-out accuracy {result['accuracy']:.1%} (eval mode, unmixed), "
+          f"{result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":
