@@ -143,6 +143,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7, help="timing rounds at least")
     ap.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per op at least")
     ap.add_argument("--out", default=None, help="a folder for the markdown table")
+    ap.add_argument("--brief", action="store_true", help="the table alone, and where the report is")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here")
@@ -190,13 +191,19 @@ def main(argv=None):
     lines.append("")
     lines.append("Targets: ≥ 10x the loop; the boxes under 20% of the images' time in the flat form.")
     text = "\n".join(lines)
-    print(text)
+    path = None
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         path = os.path.join(args.out, f"detection-{args.device}-{stamp:%Y-%m-%d}.md")
         with open(path, "w") as f:
             f.write(text + "\n")
-        print(f"\nwritten to {path}")
+    if args.brief:
+        print(f"detection batches ({args.device}, {n}x3x{s}x{s} uint8, {m / n:.1f} boxes per image), ms per call:")
+        print("\n".join(lines[4:-2]))
+    else:
+        print(text)
+    if path:
+        print(f"{'full report' if args.brief else 'written to'}: {path}")
 
 
 if __name__ == "__main__":

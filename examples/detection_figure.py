@@ -90,7 +90,7 @@ def main() -> None:
                  fontsize=10)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     fig.savefig(args.out, dpi=110)
-    print(f"[detection figure] wrote {args.out}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up what is missing, builds, mixes a batch, draws docs/mixing.png, trains a small model with
-# feature-level CutMix and runs the short form of the benchmark (CPU, and CUDA when there is a GPU)
-# against torchvision, timm, kornia and plain torch; its tables and charts go to build/benchmarks.
+# Sets up what is missing, builds, mixes a batch, draws docs/mixing.png and docs/detection.png,
+# trains a small model with feature-level CutMix and runs the short form of the benchmark (CPU,
+# and CUDA when there is a GPU) against torchvision, timm, kornia and plain torch, and the
+# detection benchmark; their tables and charts go to build/benchmarks.
 #
 # The long steps draw a progress bar on stderr, and whatever else a step writes to stderr shows as
 # it comes; their results (a line each, the benchmark's headline table) follow in a summary. A step
@@ -60,10 +61,13 @@ if ! "$PY" -c "import kornia" >/dev/null 2>&1; then
   "$PY" -m pip install --quiet --no-deps kornia kornia-rs || echo "[setup] kornia not installed: its rows will say so"
 fi
 step figure "$PY" examples/figure.py
+step detection-figure "$PY" examples/detection_figure.py
 step training "$PY" examples/train_feature_mix.py --steps 150 --brief
 step benchmark-cpu "$PY" -m benchmarks.run --device cpu --quick --brief --out build/benchmarks "$@"
+step benchmark-detection "$PY" -m benchmarks.detection --rounds 3 --min-time 0.5 --brief --out build/benchmarks
 if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
   step benchmark-cuda "$PY" -m benchmarks.run --device cuda --quick --brief --out build/benchmarks "$@"
+  step benchmark-detection-cuda "$PY" -m benchmarks.detection --device cuda --brief --out build/benchmarks
 fi
 
 echo
