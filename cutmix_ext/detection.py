@@ -95,6 +95,9 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
             raise ValueError(f"params: drawn for {params.perm.shape[0]} samples, the batch has {n}")
         if op == "mixup" and (params.boxes is not None or params.mode is not None):
             params = MixParams(params.perm, None, params.lam, params.size)
+        elif op == "cutmix" and params.mode is not None:
+            raise ValueError("params: per-sample modes (mix_'s) are not for detection batches; "
+                             "pass CutMix parameters (mode None)")
     if masks is not None:
         _check_masks(masks, images, _general(params, images))
     size = torch.tensor([w, h, w, h], dtype=torch.float64, device=flat.boxes.device)

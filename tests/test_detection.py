@@ -342,6 +342,15 @@ BAD = {
 }
 
 
+def test_params_with_modes_are_refused(gen):
+    images = rand_images((4, 3, 16, 16), torch.float32, gen)
+    before = images.clone()
+    p = cutmix_ext.sample_params(images, "cutmix", label="onehot", per_sample=True, generator=gen)
+    with pytest.raises(ValueError, match="params: per-sample modes"):
+        D.cutmix_(images, rand_targets(4, 16, 16, gen, fmt=None), params=p)
+    assert torch.equal(images, before)
+
+
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_targets_leave_everything_untouched(case, gen):
     images = rand_images((4, 3, 16, 16), torch.float32, gen)
