@@ -1,5 +1,6 @@
 """Builds cutmix_ext._C: the CPU kernels always, the CUDA kernels when torch has CUDA and nvcc
-is found (FORCE_CUDA=1 insists, FORCE_CUDA=0 skips them). Every decision is printed."""
+is found (FORCE_CUDA=1 insists, FORCE_CUDA=0 skips them). Every decision is printed. The metadata
+is in pyproject.toml."""
 import glob
 import os
 import re
@@ -7,14 +8,33 @@ import shutil
 import subprocess
 import sys
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCHS = "8.0;9.0+PTX"
+MIN_TORCH = (2, 13)  # the oldest torch tested (.ci/run); pyproject.toml's torch>=2.13 says the same
+
+try:
+    import torch
+except ImportError:
+    # pip's isolated build environment has no torch, and installing one there would be a 5 GB
+    # download of a torch the library would not match at run time: say what to run instead.
+    sys.exit(
+        "[cutmix_ext] no torch in this build environment. cutmix_ext is compiled against the torch of\n"
+        "the environment that will run it, so pip must build it there, without build isolation:\n"
+        "    pip install --no-build-isolation .        (editable: pip install --no-build-isolation -e .)\n"
+        "with torch installed there first (README.md, Install).")
 
 
 def say(msg):
     print(f"[cutmix_ext] {msg}", flush=True)
+
+
+def check_torch_version():
+    release = tuple(int(x) for x in re.findall(r"\d+", torch.__version__)[:2])
+    if release < MIN_TORCH:
+        sys.exit(f"[cutmix_ext] torch {torch.__version__} is older than {'.'.join(map(str, MIN_TORCH))}, "
+                 f"the oldest torch cutmix_ext is tested with: install a newer torch first")
 
 
 def is_toolkit(prefix):
@@ -76,8 +96,7 @@ def decide_cuda(torch):
 
 
 def extensions():
-    import torch
-
+    check_torch_version()
     sanitize = os.environ.get("CUTMIX_SANITIZE")  # scripts/sanitize.sh: e.g. address,undefined
     with_cuda, why = (False, f"CUTMIX_SANITIZE={sanitize}") if sanitize else decide_cuda(torch)
     say(f"torch {torch.__version__}, python {sys.version.split()[0]}")
@@ -97,8 +116,9 @@ def extensions():
         cxx = ["-O1"] + cxx[1:] + flags
         link += flags
     if not with_cuda:
-        return [CppExtension("cutmix_ext._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link,
-                             define_macros=macros)]
+        config = f"torch {torch.__version__}, CPU kernels" + (f", sanitize={sanitize}" if sanitize else "")
+        return CppExtension("cutmix_ext._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link,
+                            define_macros=macros), config
 
     archs = os.environ.get("TORCH_CUDA_ARCH_LIST")
     say(f"CUDA architectures: {archs} (from TORCH_CUDA_ARCH_LIST)" if archs else
@@ -109,24 +129,33 @@ def extensions():
     sources += [os.path.relpath(p, ROOT) for p in sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))]
     macros += [("CUTMIX_EXT_WITH_CUDA", None), ("CUTMIX_EXT_CUDA_ARCHS", f'"{archs}"')]
     nvcc = ["-O3", "--expt-relaxed-constexpr"]
-    return [CUDAExtension("cutmix_ext._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link,
-                          define_macros=macros)]
+    config = f"torch {torch.__version__}, CUDA kernels for {archs}"
+    return CUDAExtension("cutmix_ext._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link,
+                         define_macros=macros), config
 
 
-def build_ext_class():
+def build_ext_class(config):
     from torch.utils.cpp_extension import BuildExtension
 
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))
-    return BuildExtension.with_options(no_python_abi_suffix=True)
+    base = BuildExtension.with_options(no_python_abi_suffix=True)
+    # One object folder per configuration (unless --build-temp names one): switching to another
+    # torch, or between the CUDA and the CPU-only build, and back then recompiles nothing, and a
+    # wheel built after the in-place build reuses its objects.
+    temp = os.path.join("build", "temp." + re.sub(r"[^\w.+-]+", "_", config.replace("torch ", "torch-")))
+
+    class build_ext(base):
+        def finalize_options(self):
+            if self.build_temp is None:
+                self.build_temp = temp
+            super().finalize_options()
+            # Always ask ninja (torch does so too when it has ninja): it recompiles what changed,
+            # headers included, and the relink, a few seconds, means that a library built for
+            # another torch is never kept as up to date.
+            self.force = True
+
+    return build_ext
 
 
-setup(
-    name="cutmix_ext",
-    version="0.1.0",
-    description="In-place CutMix and MixUp for PyTorch: fused CUDA and C++ kernels",
-    packages=find_packages(include=["cutmix_ext", "cutmix_ext.*"]),
-    ext_modules=extensions(),
-    cmdclass={"build_ext": build_ext_class()},
-    python_requires=">=3.9",
-    install_requires=["torch"],
-)
+ext, config = extensions()
+setup(ext_modules=[ext], cmdclass={"build_ext": build_ext_class(config)})
