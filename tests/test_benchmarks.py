@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from conftest import import_or_skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -51,7 +52,7 @@ def summary_cell(md, row_start, column):
 
 def test_a_refused_input_is_reported_with_its_exception(tmp_path):
     """timm asserts an even batch: the 127-sample case must say so instead of failing the run."""
-    pytest.importorskip("timm.data.mixup")
+    import_or_skip("timm.data.mixup")
     run.main(["--device", "cpu", "--quick", "--only", "127x3x32x32", "--impls", "timm Mixup batch",
               "--no-loader", "--min-run-time", "0.01", "--min-samples", "2", "--out", str(tmp_path)])
     md = next(open(tmp_path / f).read() for f in os.listdir(tmp_path) if f.endswith(".md"))

@@ -6,12 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import import_or_skip
 from helpers import rand_images, rand_labels
 
 import cutmix_ext
 from cutmix_ext.reference import mix_reference
 
-timm_mixup = pytest.importorskip("timm.data.mixup")
+timm_mixup = import_or_skip("timm.data.mixup")
 from cutmix_ext.transforms import FastCollateMixup, Mixup  # noqa: E402
 
 K = 10

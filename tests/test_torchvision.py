@@ -1,12 +1,12 @@
 """Parity with torchvision.transforms.v2.CutMix / MixUp for the same lam and box."""
 import pytest
 import torch
-from conftest import DEVICES
+from conftest import DEVICES, import_or_skip
 from helpers import rand_images, rand_labels
 
 import cutmix_ext
 
-v2 = pytest.importorskip("torchvision.transforms.v2")
+v2 = import_or_skip("torchvision.transforms.v2")
 
 
 def torchvision_cutmix(images, labels, num_classes, box, lam):

@@ -3,13 +3,14 @@ torchvision's "How to use CutMix and MixUp" tutorial, run with the import swappe
 torchvision itself and the pure-PyTorch reference."""
 import pytest
 import torch
+from conftest import import_or_skip
 from helpers import rand_images, rand_labels
 
 import cutmix_ext
 from cutmix_ext.reference import cutmix_reference, mixup_reference
 
-v2 = pytest.importorskip("torchvision.transforms.v2")
-tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+v2 = import_or_skip("torchvision.transforms.v2")
+tv_tensors = import_or_skip("torchvision.tv_tensors")
 from cutmix_ext import transforms as T  # noqa: E402
 
 NUM_CLASSES = 10
