@@ -77,3 +77,31 @@ def test_check_command_fails_on_a_wrong_result(monkeypatch, capsys):
     monkeypatch.setattr(check, "cutmix_reference", off_by_one)
     assert check.main(["--reps", "1"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_setup_without_torch_says_what_to_run():
+    """pip's isolated build environment has no torch: setup.py stops at once, no traceback, naming
+    the command to run instead (a plain `pip install .` shows this in its first lines)."""
+    import subprocess
+    import sys
+
+    code = "import runpy, sys; sys.modules['torch'] = None; sys.argv = ['setup.py', '--version']; " \
+           "runpy.run_path('setup.py', run_name='__main__')"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "pip install --no-build-isolation ." in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_pyproject_metadata_matches_the_package_and_setup():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert project["version"] == cutmix_ext.__version__
+    with open(os.path.join(ROOT, "setup.py")) as f:
+        min_torch = re.search(r"MIN_TORCH = \((\d+), (\d+)\)", f.read()).groups()
+    assert project["dependencies"] == [f"torch>={'.'.join(min_torch)}"]
+    # the torch under test is in the supported range
+    assert tuple(int(x) for x in re.findall(r"\d+", torch.__version__)[:2]) >= tuple(map(int, min_torch))
