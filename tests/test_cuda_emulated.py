@@ -46,7 +46,8 @@ def emulated():
     from torch.utils.cpp_extension import load
 
     flags, suffix = sanitizer_flags()
-    build = os.path.join(ROOT, "build", "emulation" + suffix)
+    # One folder per torch: torch 2.14 keeps a lock file there that torch 2.13 waits on forever.
+    build = os.path.join(ROOT, "build", f"emulation-torch-{torch.__version__}{suffix}")
     os.makedirs(build, exist_ok=True)
     load(name="cutmix_ext_emulated", sources=[os.path.join(ROOT, "tests", "emulation", "emulate.cpp"),
                                               os.path.join(ROOT, "csrc", "plan.cpp")],
