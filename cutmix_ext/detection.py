@@ -151,35 +151,35 @@ def _gather(flat: _Flat, parts):
 
 
 def _inverse(perm, device):
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(perm.shape[0])
-    return inv.to(device)
+    return torch.argsort(perm).to(device)
 
 
 def _cutmix_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
     dev = flat.boxes.device
     b, idx = flat.boxes, flat.idx
+    m = b.shape[0]
     patch = params.boxes.to(dev, torch.float64)
-    inv = _inverse(params.perm, dev)
+    dst = _inverse(params.perm, dev)[idx]  # box k of sample j is pasted into i = inv[j]
+    # the patch over each box of its own sample (rows :m) and of the sample it is pasted into
+    over = _rows(patch, torch.cat((idx, dst)))
+    inter = _intersect(b.repeat(2, 1), over)
+    covered = _area(inter)
     area = _area(b)
-    # own boxes: what the patch leaves visible
-    own_patch = _rows(patch, idx)
-    cut = _area(_intersect(b, own_patch))
+    has = area > 0
+    own_patch, cut, pasted, got = over[:m], covered[:m], inter[m:], covered[m:]
     visible = area - cut
-    keep_own = ((area > 0) & (visible > 0) & (visible >= min_vis * area)).nonzero().squeeze(1)
+    keep_own = (has & (visible > 0) & (visible >= min_vis * area)).nonzero().squeeze(1)
+    keep_in = (has & (got > 0) & (got >= min_vis * area)).nonzero().squeeze(1)
+    # an own box shrinks where the patch crosses it from side to side and covers one end
+    below, above = own_patch <= b, own_patch >= b  # per coordinate: x1, y1, x2, y2
     hit = cut > 0
-    spans_h = hit & (own_patch[:, 1] <= b[:, 1]) & (own_patch[:, 3] >= b[:, 3])  # B crosses b top to bottom
-    spans_w = hit & (own_patch[:, 0] <= b[:, 0]) & (own_patch[:, 2] >= b[:, 2])
+    spans_h = hit & below[:, 1] & above[:, 3]
+    spans_w = hit & below[:, 0] & above[:, 2]
     shrunk = torch.stack((
-        torch.where(spans_h & (own_patch[:, 0] <= b[:, 0]), own_patch[:, 2], b[:, 0]),
-        torch.where(spans_w & (own_patch[:, 1] <= b[:, 1]), own_patch[:, 3], b[:, 1]),
-        torch.where(spans_h & (own_patch[:, 2] >= b[:, 2]), own_patch[:, 0], b[:, 2]),
-        torch.where(spans_w & (own_patch[:, 3] >= b[:, 3]), own_patch[:, 1], b[:, 3])), 1)
-    # the partner's boxes: box k of sample j lands in i = inv[j], inside i's patch
-    dst = inv[idx]
-    pasted = _intersect(b, _rows(patch, dst))
-    got = _area(pasted)
-    keep_in = ((area > 0) & (got > 0) & (got >= min_vis * area)).nonzero().squeeze(1)
+        torch.where(spans_h & below[:, 0], own_patch[:, 2], b[:, 0]),
+        torch.where(spans_w & below[:, 1], own_patch[:, 3], b[:, 1]),
+        torch.where(spans_h & above[:, 2], own_patch[:, 0], b[:, 2]),
+        torch.where(spans_w & above[:, 3], own_patch[:, 1], b[:, 3])), 1)
     parts = [(idx[keep_own], keep_own, _rows(shrunk, keep_own)),
              (dst[keep_in], keep_in, _rows(pasted, keep_in))]
     out, own = _gather(flat, parts)
