@@ -217,7 +217,7 @@ def _tv():
     try:
         from torchvision import tv_tensors
         return tv_tensors
-    except ImportError:
+    except Exception:  # noqa: BLE001 - absent, or built for another torch (RuntimeError then)
         return None
 
 

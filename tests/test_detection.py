@@ -66,9 +66,9 @@ def expected(op, targets, params, h, w, min_vis=0.25):
 
 
 def in_format(b, fmt):
-    from torchvision.transforms.v2 import functional as F
     if fmt == "XYXY":
         return b
+    from torchvision.transforms.v2 import functional as F
     return F.convert_bounding_box_format(b, old_format="XYXY", new_format=fmt)
 
 
