@@ -239,14 +239,8 @@ def _check_device_sampling(mode, images, params, masks, targets, draw):
 def _apply(images, labels, params, num_classes, label_smoothing, fill, masks, targets):
     """Applies params, after checking them and everything else, in one launch (and one more for
     masks). Plain CutMix or MixUp params go to the op of their kind, whose CUDA kernels are made
-    for it; per-sample modes, masks and compact targets to the general op mix_."""
-    if not isinstance(params, MixParams):
-        raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
-    if labels is not None:
-        _check_call(images, labels, num_classes, label_smoothing, None, True)
-        _check_targets_kind(targets, labels)
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)):
-        raise TypeError(f"fill: expected a number, got {type(fill).__name__}")
+    for it; per-sample modes, masks and compact targets to the general op mix_. The caller has
+    checked the labels and the other arguments; the params are checked here, by the route."""
     dense = labels is not None and targets == "dense"
     if params.mode is None and masks is None and dense:
         cut = params.boxes is not None
@@ -289,6 +283,13 @@ def mix_(images: torch.Tensor, labels: Optional[torch.Tensor], params: MixParams
                       num_classes, label_smoothing)
         if out is not NotImplemented:
             return images, None if labels is None else out
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
+    if labels is not None:
+        _check_call(images, labels, num_classes, label_smoothing, None, True)
+        _check_targets_kind(targets, labels)
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)):
+        raise TypeError(f"fill: expected a number, got {type(fill).__name__}")
     return _apply(images, labels, params, num_classes, label_smoothing, fill, masks, targets)
 
 

@@ -24,6 +24,7 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
+from . import _sampling
 from ._ops import MixParams, _check_masks, _check_params, _general, mix_, mix_masks_, sample_params
 
 __all__ = ["MixCollate", "collate", "cutmix_", "mixup_"]
@@ -44,7 +45,7 @@ def cutmix_(images: torch.Tensor, targets: Targets, *, alpha: float = 1.0, min_v
     per_box: other keys of the list form whose (M_i, ...) tensors follow their boxes.
     masks: an (N, H, W) or (N, 1, H, W) semantic mask, cut and pasted with the images.
     Returns (images, new_targets[, params])."""
-    _check_fraction(min_visibility, "min_visibility")
+    _sampling.check_probability(min_visibility, "min_visibility")
     return _run("cutmix", images, targets, alpha, pairing, per_sample, generator, params,
                 return_params, normalized, per_box, float(min_visibility), masks)
 
@@ -67,11 +68,6 @@ class _Flat(NamedTuple):
     labels: torch.Tensor
     masks: Optional[torch.Tensor]
     extra: dict  # per_box key -> (M, ...) tensor
-
-
-def _check_fraction(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name}: must be a number in [0, 1], got {v!r}")
 
 
 def _run(op, images, targets, alpha, pairing, per_sample, generator, params, return_params,

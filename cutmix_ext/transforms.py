@@ -104,10 +104,8 @@ class _Mix(torch.nn.Module):
         if detection and (variant or p != 1.0 or schedule_steps is not None):
             raise ValueError(f"detection: mixes boxes with the default draw; not with "
                              f"{sorted(variant) + (['p'] if p != 1.0 else []) + (['schedule_steps'] if schedule_steps else [])}")
-        if isinstance(min_visibility, bool) or not isinstance(min_visibility, (int, float)) or \
-                not 0.0 <= min_visibility <= 1.0:
-            raise ValueError(f"min_visibility: must be a number in [0, 1], got {min_visibility!r}")
-        self.detection, self.min_visibility = detection, float(min_visibility)
+        self.detection = detection
+        self.min_visibility = _sampling.check_probability(min_visibility, "min_visibility")
         if schedule_steps is not None and (isinstance(schedule_steps, bool) or
                                            not isinstance(schedule_steps, int) or schedule_steps <= 0):
             raise ValueError(f"schedule_steps: expected a positive int or None, got {schedule_steps!r}")
