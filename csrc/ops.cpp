@@ -1,6 +1,6 @@
 // Every op schema of cutmix_ext, in one place. The kernels register themselves from their own
-// backend files (cpu/mix_cpu.cpp, cuda/mix_cuda.cpp, sample.cpp), the gradients from
-// autograd.cpp; the Python module and its direct entry points are in module.cpp.
+// backend files (cpu/mix_cpu.cpp, cpu/detection_cpu.cpp, cuda/mix_cuda.cpp, sample.cpp), the
+// gradients from autograd.cpp; the Python module and its direct entry points are in module.cpp.
 #include <torch/library.h>
 
 TORCH_LIBRARY(cutmix_ext, m) {
@@ -49,6 +49,16 @@ TORCH_LIBRARY(cutmix_ext, m) {
       "float label_smoothing, float alpha, bool cutmix, bool per_sample, str pairing, "
       "Generator? generator=None) -> (Tensor targets, Tensor perm, Tensor boxes, Tensor lam)",
       {at::Tag::nondeterministic_seeded});
+  // Detection batches, the boxes' side (the rule: cutmix_ext/detection.py, csrc/detection.h):
+  // boxes (M, 4) float64 XYXY pixels, row k of sample idx[k], clipped to width x height
+  // here; patch the (N, 4) CutMix boxes, None for MixUp. Returns the rows each sample keeps and
+  // gets, ordered by sample, then own before partner, then source row: their boxes, source rows,
+  // samples, whether each is the sample's own, and float32 weights (1 for CutMix; lam[i] and
+  // 1 - lam[i] for MixUp).
+  m.def(
+      "detection_boxes(Tensor boxes, Tensor idx, Tensor perm, Tensor? patch, Tensor lam, "
+      "int height, int width, float min_visibility) "
+      "-> (Tensor boxes, Tensor src, Tensor dst, Tensor own, Tensor weights)");
   // sample, then cutmix_ / mixup_, in one call from Python. `perm` given: that pairing.
   m.def(
       "cutmix_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, float label_smoothing, "

@@ -297,6 +297,59 @@ Plan describe_call(const at::Tensor& images, const at::Tensor& labels,
 
 }  // namespace
 
+Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
+                         const at::Tensor& perm, const std::optional<at::Tensor>& patch,
+                         const at::Tensor& lam, int64_t height, int64_t width,
+                         double min_visibility) {
+  TORCH_CHECK_VALUE(boxes.dim() == 2 && boxes.size(1) == 4 && boxes.scalar_type() == at::kDouble,
+                    "boxes: expected float64 (M, 4), got ", boxes.scalar_type(), " ",
+                    boxes.sizes());
+  const int64_t m = boxes.size(0);
+  TORCH_CHECK_VALUE(m < (int64_t{1} << 30), "boxes: at most 2^30 boxes, got ", m);
+  TORCH_CHECK_VALUE(idx.scalar_type() == at::kLong && idx.dim() == 1 && idx.size(0) == m &&
+                        idx.device() == boxes.device(),
+                    "idx: expected int64 (", m, ",) on ", boxes.device(), ", got ",
+                    idx.scalar_type(), " ", idx.sizes(), " on ", idx.device());
+  TORCH_CHECK_VALUE(min_visibility >= 0.0 && min_visibility <= 1.0,
+                    "min_visibility: expected a number in [0, 1], got ", min_visibility);
+  TORCH_CHECK_VALUE(perm.dim() == 1, "params.perm: expected shape (N,), got ", perm.sizes());
+  const bool cutmix = patch.has_value();
+  Plan p;
+  p.args.n = perm.size(0);
+  p.args.h = height;
+  p.args.w = width;
+  describe_params(cutmix, perm, cutmix ? *patch : lam, p);
+  return p;
+}
+
+BoxArgs make_box_args(const at::Tensor& boxes, const at::Tensor& idx, const Sample* table,
+                      int64_t n, int64_t height, int64_t width, double min_visibility, bool cutmix,
+                      int32_t* scratch) {
+  BoxArgs a{};
+  a.boxes = boxes.data_ptr<double>();
+  a.idx = idx.data_ptr<int64_t>();
+  a.table = table;
+  a.m = boxes.size(0), a.n = n;
+  a.width = static_cast<double>(width), a.height = static_cast<double>(height);
+  a.min_visibility = min_visibility;
+  a.cutmix = cutmix;
+  a.start = scratch;
+  a.into = scratch + 2 * n + 1;
+  return a;
+}
+
+BoxOutputs box_outputs(BoxArgs& a, const at::Tensor& boxes, const at::Tensor& idx, int64_t rows) {
+  BoxOutputs o{at::empty({rows, 4}, boxes.options()), at::empty({rows}, idx.options()),
+               at::empty({rows}, idx.options()), at::empty({rows}, idx.options().dtype(at::kBool)),
+               at::empty({rows}, boxes.options().dtype(at::kFloat))};
+  a.out = o.boxes.data_ptr<double>();
+  a.src = o.src.data_ptr<int64_t>();
+  a.dst = o.dst.data_ptr<int64_t>();
+  a.own = o.own.data_ptr<bool>();
+  a.weights = o.weights.data_ptr<float>();
+  return o;
+}
+
 Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
                const at::Tensor& perm, const at::Tensor& params,
                std::optional<int64_t> num_classes, double label_smoothing) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "detection.h"
 #include "mix.h"
 
 namespace cutmix_ext {
@@ -34,6 +35,22 @@ Plan make_elem_plan(const at::Tensor& images, const at::Tensor& labels, const at
 // themselves, so the plan visits the whole image and reads no host table.
 Plan make_drawn_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
                      std::optional<int64_t> num_classes, double label_smoothing);
+
+// detection_boxes (../detection.h): checks its arguments, and the parameters' table.
+Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
+                         const at::Tensor& perm, const std::optional<at::Tensor>& patch,
+                         const at::Tensor& lam, int64_t height, int64_t width,
+                         double min_visibility);
+
+// Its kernels' arguments: boxes and idx contiguous, table (n rows) where the kernel reads it,
+// scratch 3n + 1 ints. box_outputs allocates `rows` rows of outputs and points `a` at them.
+BoxArgs make_box_args(const at::Tensor& boxes, const at::Tensor& idx, const Sample* table,
+                      int64_t n, int64_t height, int64_t width, double min_visibility, bool cutmix,
+                      int32_t* scratch);
+struct BoxOutputs {
+  at::Tensor boxes, src, dst, own, weights;
+};
+BoxOutputs box_outputs(BoxArgs& a, const at::Tensor& boxes, const at::Tensor& idx, int64_t rows);
 
 // The checks on the images that come before sampling: a tensor of shape (N, ..., H, W), H, W > 0.
 void check_image_shape(const at::Tensor& images);

@@ -75,3 +75,11 @@ def _device_sampled_fake(images, labels, num_classes, label_smoothing, alpha, cu
             images.new_empty((n,), dtype=torch.int64),
             images.new_empty((n if cutmix else 0, 4), dtype=torch.int64),
             images.new_empty((n,), dtype=torch.float64))
+
+
+@torch.library.register_fake("cutmix_ext::detection_boxes")
+def _detection_boxes_fake(boxes, idx, perm, patch, lam, height, width, min_visibility):
+    # How many boxes are kept depends on their values: a size known only when run.
+    r = torch.library.get_ctx().new_dynamic_size()
+    return (boxes.new_empty((r, 4)), idx.new_empty((r,)), idx.new_empty((r,)),
+            idx.new_empty((r,), dtype=torch.bool), boxes.new_empty((r,), dtype=torch.float32))

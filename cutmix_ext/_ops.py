@@ -97,15 +97,19 @@ def _check_call(images, labels, num_classes, label_smoothing, params, cutmix):
         raise TypeError(f"labels: expected a tensor, got {type(labels).__name__}")
     if labels.device != images.device:
         raise ValueError(f"labels: expected on the images' device {images.device}, got {labels.device}")
-    if images.is_cuda and not WITH_CUDA:
-        raise RuntimeError("images: on CUDA, but cutmix_ext was built without its CUDA kernels; "
-                           "rebuild it with nvcc available (or FORCE_CUDA=1)")
+    _check_kernels(images)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
         raise TypeError(f"num_classes: expected an int or None, got {type(num_classes).__name__}")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
         raise TypeError(f"label_smoothing: expected a number, got {type(label_smoothing).__name__}")
     if params is not None:
         _check_params(params, images, cutmix)
+
+
+def _check_kernels(x, name="images"):
+    if x.is_cuda and not WITH_CUDA:
+        raise RuntimeError(f"{name}: on CUDA, but cutmix_ext was built without its CUDA kernels; "
+                           "rebuild it with nvcc available (or FORCE_CUDA=1)")
 
 
 def _check_params(params, x, cutmix, name="images"):
@@ -122,9 +126,7 @@ def _check_params(params, x, cutmix, name="images"):
             raise ValueError(f"params.{field}: expected a CPU tensor, got {t.device}")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a tensor, got {type(x).__name__}")
-    if x.is_cuda and not WITH_CUDA:
-        raise RuntimeError(f"{name}: on CUDA, but cutmix_ext was built without its CUDA kernels; "
-                           "rebuild it with nvcc available (or FORCE_CUDA=1)")
+    _check_kernels(x, name)
     grid = tuple(x.shape[-2:])
     if cutmix and params.size is not None and tuple(params.size) != grid:
         raise ValueError(f"params: boxes drawn on a {params.size[0]}x{params.size[1]} grid, but "
@@ -132,8 +134,9 @@ def _check_params(params, x, cutmix, name="images"):
                          f"and take the targets from its lam")
 
 
-def _general(params: MixParams, images: torch.Tensor) -> MixParams:
-    """params with every sample's mode set, as the op `mix_` takes them."""
+def _general(params: MixParams, images: torch.Tensor, labels: bool = True) -> MixParams:
+    """params with every sample's mode set, as the op `mix_` takes them. labels=False: for a
+    call without labels, where lam weighs nothing and CutMix's is kept as it is."""
     if params.mode is not None:
         return params
     n = params.perm.shape[0]
@@ -141,6 +144,8 @@ def _general(params: MixParams, images: torch.Tensor) -> MixParams:
         h, w = images.shape[-2:]
         return params._replace(boxes=torch.tensor([[0, 0, w, h]]).expand(n, 4).contiguous(),
                                mode=torch.full((n,), BLEND, dtype=torch.int8))
+    if not labels:
+        return params._replace(mode=torch.full((n,), PASTE, dtype=torch.int8))
     lam = 1.0 - ((params.boxes[:, 2] - params.boxes[:, 0]) *
                  (params.boxes[:, 3] - params.boxes[:, 1])).double() / float(images.shape[-2] * images.shape[-1])
     return params._replace(lam=lam, mode=torch.full((n,), PASTE, dtype=torch.int8))

@@ -9,7 +9,7 @@ as `cutmix_`/`mixup_`, and the boxes brought along with them.
     or an (M_i, 4) XYXY pixel tensor, "labels" (M_i,); "masks" (M_i, H, W) instance masks and
     the keys named by `per_box` follow their boxes; every other key passes through unchanged;
   - the flat form of YOLO trainers: a dict with "boxes" (M, 4), "labels" (M,) and "batch_idx"
-    (M,), worked on with tensor ops on the boxes' device, without a loop over the samples.
+    (M,), worked on by one op on the boxes' device (CPU or CUDA), without a loop over the samples.
 It comes back in the same form, boxes in their type and format, with a float32 "weights" per box
 (1 for CutMix; lam for a sample's own boxes and 1 - lam for its partner's under MixUp).
 The image-level lam is params.lam.
@@ -25,7 +25,7 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 
 from . import _sampling
-from ._ops import MixParams, _check_masks, _check_params, _general, mix_, mix_masks_, sample_params
+from ._ops import MixParams, _check_kernels, _check_masks, _check_params, _general, _mix_masks, mix_, sample_params
 
 __all__ = ["MixCollate", "collate", "cutmix_", "mixup_"]
 
@@ -75,6 +75,7 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
     if not isinstance(images, torch.Tensor) or images.dim() < 4:
         raise ValueError(f"images: expected a batch tensor (N, C, H, W), got "
                          f"{tuple(getattr(images, 'shape', ())) or type(images).__name__}")
+    _check_kernels(images)
     n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
     if isinstance(per_box, str) or not all(isinstance(k, str) for k in per_box):
         raise TypeError(f"per_box: expected a sequence of key names, got {per_box!r}")
@@ -94,17 +95,20 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
         elif op == "cutmix" and params.mode is not None:
             raise ValueError("params: per-sample modes (mix_'s) are not for detection batches; "
                              "pass CutMix parameters (mode None)")
+    general = _general(params, images, labels=False)  # for the images and the masks alike
     if masks is not None:
-        _check_masks(masks, images, _general(params, images))
-    size = torch.tensor([w, h, w, h], dtype=torch.float64, device=flat.boxes.device)
-    boxes = torch.minimum((flat.boxes * size if normalized else flat.boxes).clamp_min(0.0), size)
-    out = (_cutmix_boxes if op == "cutmix" else _mixup_boxes)(flat._replace(boxes=boxes), params, h, w, min_vis)
+        _check_masks(masks, images, general)
+    boxes = flat.boxes
     if normalized:
-        out = out._replace(boxes=out.boxes / size)
-    weights = out.extra.pop("weights")
-    mix_(images, None, params)  # last: everything that can fail has been checked
+        size = torch.tensor([w, h, w, h], dtype=torch.float64, device=boxes.device)
+        boxes = boxes * size
+    rows = _select(boxes, flat.idx, params, op == "cutmix", h, w, min_vis)
+    if normalized:
+        rows = (rows[0] / size,) + rows[1:]
+    out, weights = _assemble(flat, *rows, params if op == "cutmix" else None, h, w)
+    mix_(images, None, general)  # last: everything that can fail has been checked
     if masks is not None:
-        mix_masks_(masks, images, params)
+        _mix_masks(masks, general)
     new = _to_list(out, weights, targets, n) if listed else _to_flat(out, weights, targets)
     return (images, new, params) if return_params else (images, new)
 
@@ -115,12 +119,13 @@ def _rows(t, i):
     return t.index_select(0, i)
 
 
-def _area(b):
-    return (b[:, 2] - b[:, 0]).clamp_min(0.0) * (b[:, 3] - b[:, 1]).clamp_min(0.0)
-
-
-def _intersect(b, p):
-    return torch.cat((torch.maximum(b[:, :2], p[:, :2]), torch.minimum(b[:, 2:], p[:, 2:])), 1)
+def _select(boxes, idx, params, cutmix, h, w, min_vis):
+    """The rows each sample keeps and gets: (boxes, source rows, samples, own?, weights), ordered
+    by sample, then its own before its partner's, then source row. The op
+    cutmix_ext::detection_boxes: two passes over the boxes on the CPU, one launch on CUDA (and
+    one wait, for the number of rows)."""
+    return torch.ops.cutmix_ext.detection_boxes(boxes, idx, params.perm, params.boxes if cutmix else None,
+                                                params.lam, h, w, min_vis)
 
 
 def _inside(p, h, w, device):
@@ -131,71 +136,15 @@ def _inside(p, h, w, device):
             (xs >= p[:, 0].view(-1, 1, 1)) & (xs < p[:, 2].view(-1, 1, 1)))
 
 
-def _gather(flat: _Flat, parts):
-    """The rows (sample, source row, box) of the parts, ordered by sample, then part, then source
-    row: a sample's own boxes before its partner's, each in their input order; and which rows
-    come from the first part (a sample's own)."""
-    dst = torch.cat([d for d, _, _ in parts])
-    src = torch.cat([s for _, s, _ in parts])
-    part = torch.cat([torch.full_like(d, k) for k, (d, _, _) in enumerate(parts)])
-    order = torch.sort(dst * len(parts) + part, stable=True).indices
-    dst, src = dst[order], src[order]
-    boxes = _rows(torch.cat([b for _, _, b in parts]), order)
+def _assemble(flat: _Flat, boxes, src, dst, own, weights, cutmix_params, h, w):
+    """The new _Flat: the selected rows with the labels, masks and per-box keys of their source
+    rows; under CutMix an own instance mask loses the patch, a pasted one keeps only the patch."""
     masks = None if flat.masks is None else _rows(flat.masks, src)
+    if masks is not None and cutmix_params is not None:
+        inside = _inside(_rows(cutmix_params.boxes.to(boxes.device, torch.float64), dst), h, w, boxes.device)
+        masks = masks * torch.where(own.view(-1, 1, 1), ~inside, inside).to(masks.dtype)
     extra = {k: _rows(v, src) for k, v in flat.extra.items()}
-    return _Flat(boxes, dst, _rows(flat.labels, src), masks, extra), part[order] == 0
-
-
-def _inverse(perm, device):
-    return torch.argsort(perm).to(device)
-
-
-def _cutmix_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
-    dev = flat.boxes.device
-    b, idx = flat.boxes, flat.idx
-    m = b.shape[0]
-    patch = params.boxes.to(dev, torch.float64)
-    dst = _inverse(params.perm, dev)[idx]  # box k of sample j is pasted into i = inv[j]
-    # the patch over each box of its own sample (rows :m) and of the sample it is pasted into
-    over = _rows(patch, torch.cat((idx, dst)))
-    inter = _intersect(b.repeat(2, 1), over)
-    covered = _area(inter)
-    area = _area(b)
-    has = area > 0
-    own_patch, cut, pasted, got = over[:m], covered[:m], inter[m:], covered[m:]
-    visible = area - cut
-    keep_own = (has & (visible > 0) & (visible >= min_vis * area)).nonzero().squeeze(1)
-    keep_in = (has & (got > 0) & (got >= min_vis * area)).nonzero().squeeze(1)
-    # an own box shrinks where the patch crosses it from side to side and covers one end
-    below, above = own_patch <= b, own_patch >= b  # per coordinate: x1, y1, x2, y2
-    hit = cut > 0
-    spans_h = hit & below[:, 1] & above[:, 3]
-    spans_w = hit & below[:, 0] & above[:, 2]
-    shrunk = torch.stack((
-        torch.where(spans_h & below[:, 0], own_patch[:, 2], b[:, 0]),
-        torch.where(spans_w & below[:, 1], own_patch[:, 3], b[:, 1]),
-        torch.where(spans_h & above[:, 2], own_patch[:, 0], b[:, 2]),
-        torch.where(spans_w & above[:, 3], own_patch[:, 1], b[:, 3])), 1)
-    parts = [(idx[keep_own], keep_own, _rows(shrunk, keep_own)),
-             (dst[keep_in], keep_in, _rows(pasted, keep_in))]
-    out, own = _gather(flat, parts)
-    if out.masks is not None:  # an own mask loses the patch, a pasted one keeps only the patch
-        inside = _inside(_rows(patch, out.idx), h, w, dev)
-        keep = torch.where(own.view(-1, 1, 1), ~inside, inside)
-        out = out._replace(masks=out.masks * keep.to(out.masks.dtype))
-    out.extra["weights"] = torch.ones(out.boxes.shape[0], dtype=torch.float32, device=dev)
-    return out
-
-
-def _mixup_boxes(flat: _Flat, params: MixParams, h, w, min_vis) -> _Flat:
-    dev = flat.boxes.device
-    rows = (_area(flat.boxes) > 0).nonzero().squeeze(1)
-    b, idx = _rows(flat.boxes, rows), flat.idx[rows]
-    parts = [(idx, rows, b), (_inverse(params.perm, dev)[idx], rows, b)]
-    out, own = _gather(flat, parts)
-    lam = params.lam.to(dev, torch.float64)[out.idx]
-    out.extra["weights"] = torch.where(own, lam, 1.0 - lam).float()
-    return out
+    return _Flat(boxes, dst, _rows(flat.labels, src), masks, extra), weights
 
 
 # ---- the two forms ----
@@ -234,9 +183,8 @@ def _from_xyxy(b, fmt):
     return b
 
 
-def _format(boxes, name, h, w):
+def _format(boxes, name, h, w, tv):
     """The format name of a BoundingBoxes (checked against the image), or "XYXY" for a tensor."""
-    tv = _tv()
     if tv is None or not isinstance(boxes, tv.BoundingBoxes):
         return "XYXY"
     fmt = boxes.format.name
@@ -254,12 +202,17 @@ def _from_list(targets, n, h, w, per_box) -> _Flat:
         raise ValueError(f"targets: {len(targets)} dicts for a batch of {n} images")
     boxes, formats, labels, masks, extra = [], [], [], [], {k: [] for k in per_box}
     with_masks = n > 0 and isinstance(targets[0], collections.abc.Mapping) and "masks" in targets[0]
+    tv = _tv()
     for i, t in enumerate(targets):
-        if not isinstance(t, collections.abc.Mapping) or "boxes" not in t or "labels" not in t:
+        if not (type(t) is dict or isinstance(t, collections.abc.Mapping)) or "boxes" not in t or "labels" not in t:
             raise ValueError(f"targets[{i}]: expected a dict with 'boxes' and 'labels', got "
                              f"{list(t) if isinstance(t, collections.abc.Mapping) else type(t).__name__}")
-        b = _box_tensor(t["boxes"], f"targets[{i}]['boxes']")
-        fmt = _format(b, f"targets[{i}]['boxes']", h, w)
+        b = t["boxes"]
+        if type(b) is torch.Tensor and b.dim() == 2 and b.shape[1] == 4 and b.is_floating_point():
+            fmt = "XYXY"  # as usual: a plain tensor of float coordinates, checked in one go
+        else:
+            name = f"targets[{i}]['boxes']"
+            fmt = _format(_box_tensor(b, name), name, h, w, tv)
         m = b.shape[0]
         lab = t["labels"]
         if not isinstance(lab, torch.Tensor) or lab.shape != (m,):
@@ -280,7 +233,7 @@ def _from_list(targets, n, h, w, per_box) -> _Flat:
                 raise ValueError(f"targets[{i}]['masks']: expected instance masks ({m}, {h}, {w}), got "
                                  f"{tuple(getattr(mk, 'shape', ())) or type(mk).__name__}")
             masks.append(mk)
-        boxes.append(b.as_subclass(torch.Tensor))
+        boxes.append(b if type(b) is torch.Tensor else b.as_subclass(torch.Tensor))
         formats.append(fmt)
         labels.append(lab)
     for k, vs in extra.items():
@@ -339,7 +292,8 @@ def _to_list(out: _Flat, weights, targets, n):
     counts = torch.bincount(out.idx, minlength=n).tolist()
     tv = _tv()
     first = targets[0]["boxes"] if n else None
-    kinds = {(type(t["boxes"]), getattr(t["boxes"], "format", None), t["boxes"].dtype) for t in targets}
+    kinds = {(type(b), None if type(b) is torch.Tensor else getattr(b, "format", None), b.dtype)
+             for b in (t["boxes"] for t in targets)}
     typed = tv is not None and isinstance(first, tv.BoundingBoxes)
     if len(kinds) == 1:  # as usual: one conversion for the batch
         boxes = _from_xyxy(out.boxes, first.format.name if typed else "XYXY").to(first.dtype).split(counts)

@@ -86,7 +86,7 @@ def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height
     """The boxes of a mixed detection batch, sample by sample, in plain arithmetic on Python
     floats. boxes[i]: sample i's (x1, y1, x2, y2) pixel boxes; labels[i] theirs; patches[i]:
     sample i's CutMix box (ignored for MixUp). Returns, per sample, a list of (box, label,
-    weight): i's own boxes then its partner's. The part of a box b outside patch P is cut into
+    weight, own): i's own boxes (own True) then its partner's. The part of a box b outside patch P is cut into
     at most four rectangles (the strips left and right of P, and above and below it between
     them); a kept box is the bounding box of the nonempty ones."""
     def clip(b):
@@ -104,8 +104,8 @@ def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height
         j = int(perm[i])
         own, theirs = valid(i), valid(j)
         if op == "mixup":
-            out.append([(b, lab, float(lam[i])) for b, lab in own] +
-                       [(b, lab, 1.0 - float(lam[i])) for b, lab in theirs])
+            out.append([(b, lab, float(lam[i]), True) for b, lab in own] +
+                       [(b, lab, 1.0 - float(lam[i]), False) for b, lab in theirs])
             continue
         px1, py1, px2, py2 = (float(v) for v in patches[i])
         kept = []
@@ -121,10 +121,10 @@ def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height
             visible = sum(area(q) for q in pieces)
             if visible > 0 and visible >= min_visibility * area(b):
                 kept.append(((min(q[0] for q in pieces), min(q[1] for q in pieces),
-                              max(q[2] for q in pieces), max(q[3] for q in pieces)), lab, 1.0))
+                              max(q[2] for q in pieces), max(q[3] for q in pieces)), lab, 1.0, True))
         for b, lab in theirs:
             q = (max(b[0], px1), max(b[1], py1), min(b[2], px2), min(b[3], py2))
             if area(q) > 0 and area(q) >= min_visibility * area(b):
-                kept.append((q, lab, 1.0))
+                kept.append((q, lab, 1.0, False))
         out.append(kept)
     return out

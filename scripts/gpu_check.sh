@@ -7,8 +7,8 @@
 #              and python -m cutmix_ext.check                                         ~1.5
 #   tests      the CUDA tests that matter, pytest -n 4: CUDA = CPU bit for bit, the big shapes,
 #              bad input, autograd, CUDA graphs                                        ~2
-#   memcheck   compute-sanitizer memcheck on the in-place, out-of-place and device-sampling
-#              kernels, a few small cases each                                         ~1
+#   memcheck   compute-sanitizer memcheck on the in-place, out-of-place, device-sampling and
+#              detection kernels, a few small cases each                               ~1
 #   synccheck  the in-place kernels (barriers)                                         ~0.5
 #   racecheck  the kernels whose blocks share a drawn table in shared memory           ~0.5
 #   bench      python -m benchmarks.run --device cuda --quick: bandwidth, launches per call,
@@ -140,14 +140,17 @@ for s in $stages; do
         continue
       fi
       case $s in
-        memcheck)  # every in-place family (test_cuda_matches_cpu), out of place, device sampling
+        memcheck)  # every in-place family (test_cuda_matches_cpu), out of place, device sampling, boxes
           stage memcheck 150 sanitize memcheck tests/test_mix.py tests/test_autograd.py tests/test_cuda_graphs.py \
-            -k "(test_cuda_matches_cpu and (float32 or uint8) and contiguous) or (cuda and gradcheck and cutmix) or eager_device_sampling" ;;
+            tests/test_detection.py -k "(test_cuda_matches_cpu and (float32 or uint8) and contiguous) or \
+            (cuda and gradcheck and cutmix) or eager_device_sampling or cuda_op_equals_cpu_op" ;;
         synccheck)
-          stage synccheck 120 sanitize synccheck tests/test_mix.py -k "test_cuda_matches_cpu and bfloat16 and contiguous" ;;
-        racecheck)  # shared memory: the drawn table all threads read, the chunks waiting for the barrier
-          stage racecheck 120 sanitize racecheck tests/test_mix.py tests/test_cuda_graphs.py \
-            -k "eager_device_sampling or (test_cuda_matches_cpu and float32 and contiguous)" ;;
+          stage synccheck 120 sanitize synccheck tests/test_mix.py tests/test_detection.py \
+            -k "(test_cuda_matches_cpu and bfloat16 and contiguous) or cuda_op_equals_cpu_op" ;;
+        racecheck)  # shared memory: the drawn table all threads read, the chunks waiting for the barrier,
+          # the detection kernel's keys and scan
+          stage racecheck 120 sanitize racecheck tests/test_mix.py tests/test_cuda_graphs.py tests/test_detection.py \
+            -k "eager_device_sampling or (test_cuda_matches_cpu and float32 and contiguous) or cuda_op_equals_cpu_op" ;;
       esac
       ;;
     bench)

@@ -48,3 +48,14 @@ def rand_labels(n, k, kind, gen, device="cpu"):
         return torch.randint(0, k, (n,), generator=gen).to(getattr(torch, kind)).to(device)
     soft = torch.rand((n, k), generator=gen, dtype=torch.float64) + 0.01
     return (soft / soft.sum(1, keepdim=True)).to(getattr(torch, kind)).to(device)
+
+
+def grid_boxes(m, h, w, gen):
+    """(m, 4) float64 XYXY boxes on whole and half pixels (so that many edges meet the patches'
+    edges exactly), some out of the image, some of zero area, one NaN."""
+    b = torch.randint(-4, 2 * max(h, w) + 4, (m, 4), generator=gen).double() / 2
+    b = torch.cat((torch.minimum(b[:, :2], b[:, 2:]), torch.maximum(b[:, :2], b[:, 2:])), 1)
+    if m > 3:
+        b[0, 2] = b[0, 0]
+        b[1] = float("nan")
+    return b

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 from conftest import CUDA
-from helpers import DTYPES, rand_images, rand_labels
+from helpers import DTYPES, grid_boxes, rand_images, rand_labels
 
 import cutmix_ext
 from cutmix_ext.reference import cutmix_reference, mixup_reference
@@ -301,3 +301,30 @@ def test_device_sampling_statistics(emulated, alpha):
            (rx + (r * 32).long()).clamp(max=32), (ry + (r * 32).long()).clamp(max=32)]
     for j in range(4):
         assert ks_statistic(b[:, j], ref[j]) < ks_critical(len(b), m), j
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_detection_kernel_matches_cpu_backend(emulated, op, gen):
+    """The detection_boxes kernel (one block, chunks of 256 boxes) against the CPU op, element
+    for element: fewer boxes than a chunk, exactly one, across several; in any order of samples."""
+    kernel, cpu = torch.ops.cutmix_ext_emulated.detection_boxes, torch.ops.cutmix_ext.detection_boxes
+    for m in [0, 1, 7, 255, 256, 257, 600, 1300]:
+        n = int(torch.randint(1, 70, (), generator=gen))
+        h, w = (int(v) for v in torch.randint(1, 40, (2,), generator=gen))
+        boxes = grid_boxes(m, h, w, gen)
+        idx = torch.randint(0, n, (m,), generator=gen)
+        if m % 2:
+            idx = idx.sort().values  # as the list form and most flat forms come
+        params = cutmix_ext.sample_params(torch.empty(n, 0, h, w), op, per_sample=True, pairing="random",
+                                          generator=gen)
+        patch = params.boxes if op == "cutmix" else None
+        min_vis = random.choice([0.0, 0.25, 1.0, float(torch.rand((), generator=gen))])
+        got = kernel(boxes, idx, params.perm, patch, params.lam, h, w, min_vis)
+        want = cpu(boxes, idx, params.perm, patch, params.lam, h, w, min_vis)
+        assert want[0].shape[0] > 0 or m < 8
+        for name, g, e in zip(("boxes", "src", "dst", "own", "weights"), got, want):
+            assert g.dtype == e.dtype and g.shape == e.shape, (m, name)
+            assert torch.equal(g, e), (m, name)
+    idx[3] = n  # a sample outside the batch: the kernel reports it and writes nothing
+    with pytest.raises(ValueError, match="idx: a box belongs to a sample outside the batch"):
+        kernel(boxes, idx, params.perm, patch, params.lam, h, w, 0.25)

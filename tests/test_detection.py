@@ -3,8 +3,8 @@ arithmetic (cutmix_ext.reference.detection_boxes_reference) and the image refere
 target forms and every axis-aligned tv_tensors format, plus the rule's defining properties."""
 import pytest
 import torch
-from conftest import DEVICES
-from helpers import rand_images
+from conftest import CUDA, DEVICES, NO_CUDA
+from helpers import grid_boxes, rand_images
 
 import cutmix_ext
 from cutmix_ext import detection as D
@@ -340,6 +340,87 @@ BAD = {
                                ValueError, "missing \\['batch_idx'\\]"),
     "a tensor": (lambda t: torch.zeros(3, 4), TypeError, "targets: expected a list of N dicts"),
 }
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_op_matches_the_reference_on_edge_cases(op, gen):
+    """The op behind both forms (cutmix_ext::detection_boxes) against the plain-arithmetic
+    reference, on boxes whose edges meet the patches' (half pixels: every sum exact), out of the
+    image, of zero area or NaN, listed in any order of samples."""
+    fn = torch.ops.cutmix_ext.detection_boxes
+    for trial in range(60):
+        n = int(torch.randint(1, 9, (), generator=gen))
+        h, w = (int(v) for v in torch.randint(1, 24, (2,), generator=gen))
+        m = int(torch.randint(0, 40, (), generator=gen))
+        boxes, idx = grid_boxes(m, h, w, gen), torch.randint(0, n, (m,), generator=gen)
+        params = cutmix_ext.sample_params(torch.empty(n, 0, h, w), op, per_sample=trial % 2 == 0,
+                                          pairing="random", generator=gen)
+        min_vis = [0.0, 1.0, 0.25, float(torch.rand((), generator=gen))][trial % 4]
+        got, src, dst, own, weights = fn(boxes, idx, params.perm, params.boxes if op == "cutmix" else None,
+                                         params.lam, h, w, min_vis)
+        rows = [(k, b) for k, b in enumerate(boxes.tolist())]  # label = source row
+        want = detection_boxes_reference(op, [[b for k, b in rows if idx[k] == i] for i in range(n)],
+                                         [[k for k, _ in rows if idx[k] == i] for i in range(n)],
+                                         params.perm.tolist(), params.boxes.tolist() if op == "cutmix" else None,
+                                         params.lam.tolist(), h, w, min_vis)
+        flat = [(i, *r) for i, sample in enumerate(want) for r in sample]
+        assert dst.tolist() == [r[0] for r in flat], trial
+        assert got.tolist() == [list(r[1]) for r in flat], trial
+        assert src.tolist() == [r[2] for r in flat], trial
+        assert weights.tolist() == [float(torch.tensor(r[3]).float()) for r in flat], trial
+        assert own.tolist() == [r[4] for r in flat], trial
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_CUDA)
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_cuda_op_equals_cpu_op(op, gen):
+    """The CUDA kernel of detection_boxes against the CPU op, bit for bit, up to several
+    chunks of boxes and a flat form in any order; and opcheck on CUDA."""
+    fn = torch.ops.cutmix_ext.detection_boxes
+    for m in [0, 5, 256, 257, 3000, 40000]:
+        n = int(torch.randint(1, 300, (), generator=gen))
+        h, w = (int(v) for v in torch.randint(1, 700, (2,), generator=gen))
+        boxes, idx = grid_boxes(m, h, w, gen), torch.randint(0, n, (m,), generator=gen)
+        params = cutmix_ext.sample_params(torch.empty(n, 0, h, w), op, per_sample=True, pairing="random",
+                                          generator=gen)
+        args = (params.perm, params.boxes if op == "cutmix" else None, params.lam, h, w, 0.25)
+        want = fn(boxes, idx, *args)
+        got = fn(boxes.cuda(), idx.cuda(), *args)
+        for g, e in zip(got, want):
+            assert g.device.type == "cuda" and g.dtype == e.dtype and torch.equal(g.cpu(), e), m
+    torch.library.opcheck(fn, (boxes.cuda(), idx.cuda(), *args))
+    idx[0] = n
+    with pytest.raises(ValueError, match="idx: a box belongs to a sample outside the batch"):
+        fn(boxes.cuda(), idx.cuda(), *args)
+
+
+def test_cpu_op_checks_its_arguments(gen):
+    boxes, idx = grid_boxes(6, 10, 10, gen), torch.randint(0, 4, (6,), generator=gen)
+    p = cutmix_ext.sample_params(torch.empty(4, 0, 10, 10), "cutmix", generator=gen)
+    op = torch.ops.cutmix_ext.detection_boxes
+    with pytest.raises(ValueError, match="params.perm: not a permutation"):
+        op(boxes, idx, torch.tensor([0, 0, 1, 2]), p.boxes, p.lam, 10, 10, 0.25)
+    with pytest.raises(ValueError, match=r"params.boxes: row 0 .* is not a box inside the 8x8 image"):
+        op(boxes, idx, p.perm, torch.tensor([[0, 0, 9, 9]] * 4), p.lam, 8, 8, 0.25)
+    with pytest.raises(ValueError, match="idx: box 2 belongs to sample 7"):
+        op(boxes, torch.tensor([0, 1, 7, 0, 0, 0]), p.perm, p.boxes, p.lam, 10, 10, 0.25)
+    with pytest.raises(ValueError, match="min_visibility: expected a number in"):
+        op(boxes, idx, p.perm, p.boxes, p.lam, 10, 10, -0.5)
+    with pytest.raises(ValueError, match="boxes: expected float64"):
+        op(boxes.float(), idx, p.perm, p.boxes, p.lam, 10, 10, 0.25)
+    torch.library.opcheck(op, (boxes, idx, p.perm, p.boxes, p.lam, 10, 10, 0.25))
+    torch.library.opcheck(op, (boxes, idx, p.perm, None, p.lam, 10, 10, 0.0))
+
+
+def test_bad_params_leave_everything_untouched(gen):
+    images = rand_images((4, 3, 16, 16), torch.float32, gen)
+    before = images.clone()
+    targets = rand_targets(4, 16, 16, gen, fmt=None, counts=[2, 3, 1, 2])
+    p = cutmix_ext.sample_params(images, "cutmix", generator=gen)
+    for fn in (D.cutmix_, D.mixup_):
+        with pytest.raises(ValueError, match="params.perm: not a permutation"):
+            fn(images, targets, params=p._replace(perm=torch.tensor([1, 1, 2, 3])))
+    assert torch.equal(images, before)
 
 
 def test_params_with_modes_are_refused(gen):

@@ -79,7 +79,7 @@ class Kernel:
 
     @property
     def kind(self):
-        return re.match(r"void (\w+)<", self.name).group(1)
+        return re.match(r"(?:void )?(\w+)[<(]", self.name).group(1)
 
     @property
     def dynamic_shared(self):
@@ -160,7 +160,9 @@ def report(kernels):
 def test_every_kernel_was_read(kernels):
     mix = [k for k in kernels if k.kind == "mix_kernel"]
     gather = [k for k in kernels if k.kind == "gather_kernel"]
-    assert len(mix) + len(gather) == len(kernels) and len(mix) >= 100 and len(gather) >= 20
+    boxes = [k for k in kernels if k.kind == "detection_boxes_kernel"]
+    assert len(mix) + len(gather) + len(boxes) == len(kernels) and len(mix) >= 100 and len(gather) >= 20
+    assert len(boxes) == 1
     assert all(k.tile is not None for k in mix)
     assert all(k.max_threads > 0 and k.param_bytes > 0 for k in kernels), \
         [k.name for k in kernels if not k.max_threads]
@@ -196,6 +198,9 @@ def test_small_calls_have_small_parameter_blocks(kernels):
     largest inline tables come near the 32 KiB limit."""
     caps = defaultdict(set)
     for k in kernels:
+        if k.kind == "detection_boxes_kernel":  # no table inside: a pointer to it
+            assert k.param_bytes <= 256, (k.name, k.param_bytes)
+            continue
         caps[k.kind].add(k.cap)
         assert k.param_bytes <= 32764, (k.name, k.param_bytes)
         if k.cap <= 64:

@@ -2,6 +2,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include "../detection.h"
 #include "../mix.h"
 
 namespace cutmix_ext {
@@ -38,5 +39,9 @@ cudaError_t launch_mix_drawn(bool cutmix, const MixArgs& m, const DeviceDraw& d,
 // block), else m.table is a device pointer.
 constexpr int64_t kGatherInlineRows = 512;
 cudaError_t launch_gather(const GatherArgs& m, const GatherRow* inline_rows, cudaStream_t stream);
+
+// detection_boxes: one launch. a.start[2n] is then the number of rows written, -1 when a box's
+// sample is outside the batch (nothing is written then).
+cudaError_t launch_detection_boxes(const BoxArgs& a, cudaStream_t stream);
 
 }  // namespace cutmix_ext

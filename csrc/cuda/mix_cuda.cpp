@@ -107,6 +107,34 @@ at::Tensor gather_cuda(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
   return g.out;
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection_boxes_cuda(
+    const at::Tensor& boxes, const at::Tensor& idx, const at::Tensor& perm,
+    const std::optional<at::Tensor>& patch, const at::Tensor& lam, int64_t height, int64_t width,
+    double min_visibility) {
+  const Plan plan =
+      make_detection_plan(boxes, idx, perm, patch, lam, height, width, min_visibility);
+  TORCH_CHECK_VALUE(boxes.is_cuda(), "boxes: expected a CUDA tensor, got ", boxes.device());
+  refuse_capture("keep the same boxes; detection batches cannot be captured");
+  const c10::cuda::CUDAGuard guard(boxes.device());
+  const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
+  const int64_t m = b.size(0), n = perm.size(0);
+  at::Tensor scratch = at::empty({3 * n + 1}, ix.options().dtype(at::kInt));
+  at::Tensor table = rows_on_device(plan.table, b.device());
+  BoxArgs a = make_box_args(b, ix, static_cast<const Sample*>(table.data_ptr()), n, height, width,
+                            min_visibility, patch.has_value(), scratch.data_ptr<int32_t>());
+  // Room for every row there can be (each box kept and pasted), cut to the rows written.
+  BoxOutputs o = box_outputs(a, b, ix, 2 * m);
+  int64_t rows = 0;
+  if (m > 0) {
+    TORCH_CHECK_VALUE(n > 0, "idx: ", m, " boxes for a batch of no samples");
+    C10_CUDA_CHECK(launch_detection_boxes(a, c10::cuda::getCurrentCUDAStream()));
+    rows = scratch[2 * n].item<int64_t>();  // the outputs' size: the one wait of the call
+    TORCH_CHECK_VALUE(rows >= 0, "idx: a box belongs to a sample outside the batch of ", n);
+  }
+  return {o.boxes.narrow(0, 0, rows), o.src.narrow(0, 0, rows), o.dst.narrow(0, 0, rows),
+          o.own.narrow(0, 0, rows), o.weights.narrow(0, 0, rows)};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mix_device_sampled(
     const at::Tensor& images, const at::Tensor& labels, std::optional<int64_t> num_classes,
     double label_smoothing, double alpha, bool cutmix, bool per_sample, c10::string_view pairing,
@@ -180,6 +208,7 @@ TORCH_LIBRARY_IMPL(cutmix_ext, CUDA, m) {
   m.impl("mixup_", &mixup_cuda_op);
   m.impl("mix_", &elem_cuda_op);
   m.impl("mix_device_sampled_", &mix_device_sampled);
+  m.impl("detection_boxes", &detection_boxes_cuda);
   m.impl("cutmix", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& boxes,
                       bool transpose) { return gather_cuda(true, x, perm, boxes, transpose); });
   m.impl("mixup", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& lam,

@@ -60,6 +60,8 @@ inline int __syncthreads_or(int predicate) {
   return result;
 }
 
+inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v); }
+
 inline int emulated_sm_count() { return emu::sm_count; }
 inline void* emulated_dynamic_shared() { return emu::dynamic_shared.data(); }
 

@@ -1,5 +1,6 @@
 // The CUDA kernels, run on the CPU through cuda_shim.h, behind an op the tests compare with the
-// CPU backend: cutmix_ext_emulated::mix (in place) and ::gather (the out-of-place form).
+// CPU backend: cutmix_ext_emulated::mix (in place), ::gather (the out-of-place form) and
+// ::detection_boxes.
 #include "cuda_shim.h"
 // clang-format off
 #include "../../csrc/cuda/mix_kernel.cu"
@@ -8,6 +9,7 @@
 #include "../../csrc/cuda/mix_rows960.cu"
 #include "../../csrc/cuda/mix_drawn.cu"
 #include "../../csrc/cuda/gather_kernel.cu"
+#include "../../csrc/cuda/detection_kernel.cu"
 // clang-format on
 #include <ATen/ATen.h>
 #include <ATen/core/PhiloxRNGEngine.h>
@@ -66,6 +68,30 @@ at::Tensor gather(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
   g.args.table = inline_rows ? nullptr : g.rows.data();
   TORCH_CHECK(launch_gather(g.args, inline_rows ? g.rows.data() : nullptr, nullptr) == cudaSuccess);
   return g.out;
+}
+
+// detection_boxes as cuda/mix_cuda.cpp launches it: outputs of 2m rows, cut to those written.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection_boxes(
+    const at::Tensor& boxes, const at::Tensor& idx, const at::Tensor& perm,
+    const std::optional<at::Tensor>& patch, const at::Tensor& lam, int64_t height, int64_t width,
+    double min_visibility) {
+  using namespace cutmix_ext;
+  const Plan plan =
+      make_detection_plan(boxes, idx, perm, patch, lam, height, width, min_visibility);
+  const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
+  const int64_t m = b.size(0), n = perm.size(0);
+  std::vector<int32_t> scratch(3 * n + 1, 12345);  // garbage: the kernel clears what it uses
+  BoxArgs a = make_box_args(b, ix, plan.table.data(), n, height, width, min_visibility,
+                            patch.has_value(), scratch.data());
+  BoxOutputs o = box_outputs(a, b, ix, 2 * m);
+  int64_t rows = 0;
+  if (m > 0) {
+    TORCH_CHECK(launch_detection_boxes(a, nullptr) == cudaSuccess);
+    rows = scratch[2 * n];
+    TORCH_CHECK_VALUE(rows >= 0, "idx: a box belongs to a sample outside the batch of ", n);
+  }
+  return {o.boxes.narrow(0, 0, rows), o.src.narrow(0, 0, rows), o.dst.narrow(0, 0, rows),
+          o.own.narrow(0, 0, rows), o.weights.narrow(0, 0, rows)};
 }
 
 // sampling="device" with the given generator state. captured=True reads seed and offset through
@@ -138,6 +164,9 @@ TORCH_LIBRARY(cutmix_ext_emulated, m) {
         "float label_smoothing, float alpha, bool per_sample, int pairing, int seed, int offset, "
         "bool captured, int intragraph) -> (Tensor, Tensor, Tensor, Tensor)",
         &mix_drawn);
+  m.def("detection_boxes(Tensor boxes, Tensor idx, Tensor perm, Tensor? patch, Tensor lam, "
+        "int height, int width, float min_visibility) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+        &detection_boxes);
   m.def("philox_words(int seed, int subsequence, int offset, int count) -> (Tensor, Tensor)",
         &philox_words);
 }
