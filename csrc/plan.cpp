@@ -312,7 +312,8 @@ Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
                     idx.scalar_type(), " ", idx.sizes(), " on ", idx.device());
   TORCH_CHECK_VALUE(min_visibility >= 0.0 && min_visibility <= 1.0,
                     "min_visibility: expected a number in [0, 1], got ", min_visibility);
-  TORCH_CHECK_VALUE(perm.dim() == 1, "params.perm: expected shape (N,), got ", perm.sizes());
+  TORCH_CHECK_VALUE(perm.dim() == 1 && perm.size(0) < (int64_t{1} << 30),
+                    "params.perm: expected shape (N,) with N < 2^30, got ", perm.sizes());
   const bool cutmix = patch.has_value();
   Plan p;
   p.args.n = perm.size(0);

@@ -118,19 +118,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
   const c10::cuda::CUDAGuard guard(boxes.device());
   const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
   const int64_t m = b.size(0), n = perm.size(0);
+  if (m == 0) {
+    BoxArgs none{};
+    const BoxOutputs o = box_outputs(none, b, ix, 0);
+    return {o.boxes, o.src, o.dst, o.own, o.weights};
+  }
+  TORCH_CHECK_VALUE(n > 0, "idx: ", m, " boxes for a batch of no samples");
   at::Tensor scratch = at::empty({3 * n + 1}, ix.options().dtype(at::kInt));
   at::Tensor table = rows_on_device(plan.table, b.device());
   BoxArgs a = make_box_args(b, ix, static_cast<const Sample*>(table.data_ptr()), n, height, width,
                             min_visibility, patch.has_value(), scratch.data_ptr<int32_t>());
-  // Room for every row there can be (each box kept and pasted), cut to the rows written.
-  BoxOutputs o = box_outputs(a, b, ix, 2 * m);
-  int64_t rows = 0;
-  if (m > 0) {
-    TORCH_CHECK_VALUE(n > 0, "idx: ", m, " boxes for a batch of no samples");
-    C10_CUDA_CHECK(launch_detection_boxes(a, c10::cuda::getCurrentCUDAStream()));
-    rows = scratch[2 * n].item<int64_t>();  // the outputs' size: the one wait of the call
-    TORCH_CHECK_VALUE(rows >= 0, "idx: a box belongs to a sample outside the batch of ", n);
-  }
+  // Room for every row there can be (each box kept and pasted), cut to the rows written: views
+  // of 2m rows, which cost less than a second pass to size them.
+  const BoxOutputs o = box_outputs(a, b, ix, 2 * m);
+  C10_CUDA_CHECK(launch_detection_boxes(a, c10::cuda::getCurrentCUDAStream()));
+  const int64_t rows = scratch[2 * n].item<int64_t>();  // the outputs' size: the call's one wait
+  TORCH_CHECK_VALUE(rows >= 0, "idx: a box belongs to a sample outside the batch of ", n);
   return {o.boxes.narrow(0, 0, rows), o.src.narrow(0, 0, rows), o.dst.narrow(0, 0, rows),
           o.own.narrow(0, 0, rows), o.weights.narrow(0, 0, rows)};
 }
