@@ -86,9 +86,9 @@ def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height
     """The boxes of a mixed detection batch, sample by sample, in plain arithmetic on Python
     floats. boxes[i]: sample i's (x1, y1, x2, y2) pixel boxes; labels[i] theirs; patches[i]:
     sample i's CutMix box (ignored for MixUp). Returns, per sample, a list of (box, label,
-    weight, own): i's own boxes (own True) then its partner's. The part of a box b outside patch P is cut into
-    at most four rectangles (the strips left and right of P, and above and below it between
-    them); a kept box is the bounding box of the nonempty ones."""
+    weight, own): i's own boxes (own True) then its partner's. The part of a box b outside
+    patch P is cut into at most four rectangles (the strips left and right of P, and above and
+    below it between them); a kept box is the bounding box of the nonempty ones."""
     def clip(b):
         return (min(max(b[0], 0.0), width), min(max(b[1], 0.0), height),
                 min(max(b[2], 0.0), width), min(max(b[3], 0.0), height))
