@@ -8,11 +8,15 @@ import shutil
 import subprocess
 import sys
 
+import setuptools
 from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCHS = "8.0;9.0+PTX"
-MIN_TORCH = (2, 13)  # the oldest torch tested (.ci/run); pyproject.toml's torch>=2.13 says the same
+# The tested range (.ci/run): 2.11 (the CUDA build, with Python 3.12), 2.13 (the CPU build) and 2.14
+# (the CUDA build). pyproject.toml's torch>=2.11 says the same; a newer torch builds, saying so.
+MIN_TORCH = (2, 11)
+MAX_TESTED_TORCH = (2, 14)
 
 try:
     import torch
@@ -35,6 +39,9 @@ def check_torch_version():
     if release < MIN_TORCH:
         sys.exit(f"[cutmix_ext] torch {torch.__version__} is older than {'.'.join(map(str, MIN_TORCH))}, "
                  f"the oldest torch cutmix_ext is tested with: install a newer torch first")
+    if release > MAX_TESTED_TORCH:
+        say(f"torch {torch.__version__} is newer than {'.'.join(map(str, MAX_TESTED_TORCH))}, the newest torch "
+            f"cutmix_ext is tested with: building anyway (python -m cutmix_ext.check tells whether it works)")
 
 
 def is_toolkit(prefix):
@@ -157,5 +164,11 @@ def build_ext_class(config):
     return build_ext
 
 
+def license_metadata():
+    """setuptools 77 and newer take an SPDX expression; older ones a free-text license."""
+    major = int(re.match(r"\d+", setuptools.__version__).group())
+    return {"license_expression": "MIT"} if major >= 77 else {"license": "MIT"}
+
+
 ext, config = extensions()
-setup(ext_modules=[ext], cmdclass={"build_ext": build_ext_class(config)})
+setup(ext_modules=[ext], cmdclass={"build_ext": build_ext_class(config)}, **license_metadata())

@@ -430,7 +430,17 @@ def main(argv=None):
     parser.add_argument("--impls", default=None,
                         help="run only the implementations whose name contains one of these "
                              "comma-separated words (and the floors)")
+    parser.add_argument("--list", action="store_true",
+                        help="print the cases and implementations that would run, and stop (needs no GPU)")
     args = parser.parse_args(argv)
+    if args.list:
+        todo = [c for c in cases(args.device, args.quick) if args.only is None or args.only in c.label]
+        impls = [i for i in I.implementations(args.device) if i.floor or args.impls is None or
+                 any(w in i.name for w in args.impls.split(","))]
+        print(f"{len(todo)} cases on {args.device}{' (--quick)' if args.quick else ''}: " +
+              "; ".join(c.label for c in todo))
+        print(f"{len(impls)} implementations: " + "; ".join(i.name for i in impls))
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     if args.device == "cuda" and not cutmix_ext.WITH_CUDA:

@@ -1,165 +1,268 @@
 #!/usr/bin/env bash
-# The GPU check: one command on a machine with a GPU and no network, within about 8 minutes,
-# the build included. Stages, in order (expected minutes on one H200 with 16 cores; the build
-# was timed here at 35-52 s per CUDA file for two architectures on 2 cores, the rest are
-# estimates until a run records them):
-#   build      the extension for TORCH_CUDA_ARCH_LIST (default 9.0), then the occupancy report
-#              and python -m cutmix_ext.check                                         ~1.5
-#   tests      the CUDA tests that matter, pytest -n 4: CUDA = CPU bit for bit, the big shapes,
-#              bad input, autograd, CUDA graphs                                        ~2
-#   memcheck   compute-sanitizer memcheck on the in-place, out-of-place, device-sampling and
-#              detection kernels, a few small cases each                               ~1
-#   synccheck  the in-place kernels (barriers)                                         ~0.5
-#   racecheck  the kernels whose blocks share a drawn table in shared memory           ~0.5
-#   bench      python -m benchmarks.run --device cuda --quick: bandwidth, launches per call,
-#              extra memory, against torchvision and timm                              ~1.5
-#   detection  python -m benchmarks.detection --device cuda: boxes with the images     ~0.5
-# Usage: bash scripts/gpu_check.sh [stage ...]   (default: all; build always runs first)
-# Nothing is installed: a missing tool stops the check in its first lines. compute-sanitizer
-# refuses some machines' GPUs; it is tried on a tiny program first and its stages are skipped,
-# saying so, if it refuses. Each stage runs under `timeout`, within GPU_CHECK_BUDGET seconds in
-# all (default 480); what a stage printed goes to $OUT/gpu-check/<stage>.log and the summary to
-# $OUT/gpu-check.md as it goes ($OUT, else benchmarks/results), so a killed run still returns
-# what it did. PYTHON= picks the interpreter. Exit status 1 when any stage failed or was skipped.
+# The GPU check: one command on a machine with a GPU and no network, within 8 minutes, the build
+# included. Stages, in this order, each with its slot in seconds. The slots add up to deadlines:
+# a stage may use what the stages before it left unused, never a later stage's time.
+#   preflight  20   the GPU, the tools, the Python packages; compute-sanitizer tried on a tiny program
+#   build      100  the extension for TORCH_CUDA_ARCH_LIST (default 9.0); nothing else runs without it
+#   check      25   the occupancy report (registers, spills, blocks per SM) and python -m cutmix_ext.check
+#   tests      130  every CUDA test (pytest -k cuda, -n 6 where xdist is there): CUDA = CPU bit for
+#                   bit, the big shapes, bad input, autograd, CUDA graphs, compile, detection
+#   bench      75   python -m benchmarks.run --device cuda --quick: against torchvision and timm, the floors
+#   detection  30   python -m benchmarks.detection --device cuda: boxes with the images
+#   memcheck   50   compute-sanitizer memcheck: in place, out of place, device sampling, the boxes (no
+#                   gradgradcheck)
+#   synccheck  20   the in-place kernels and the boxes' kernel (barriers)
+#   racecheck  30   the kernels that share shared memory: the drawn table, the chunks, the boxes' scan
+# The numbers that matter most come first; the sanitizers, the slowest, last. A failed stage is
+# recorded and the next one still runs; only a failed build stops the check. A sanitizer that
+# refuses the device (as under gVisor) is "skipped (refused: ...)", not a failure.
+#
+# Usage: bash scripts/gpu_check.sh [--dry-run] [stage ...]   (default: every stage)
+#   --dry-run  on any machine with a CUDA build of torch and nvcc, no GPU needed: the build (for
+#              TORCH_CUDA_ARCH_LIST, default 9.0), the occupancy report, every GPU test collected by
+#              id, each sanitizer's command line and selection, the benchmark's case list, then the
+#              plan: each stage's slot and the files the run returns. CI runs it against torch 2.11.
+# What comes back (at most 8 files, in $OUT, else build/gpu-check): gpu-check.md (this summary),
+# gpu-check-logs.tar.gz (each stage's whole log, re-packed after every stage, so a run stopped
+# from outside still returns what it did), the benchmark's cuda-<date>-quick.md and .png, and
+# detection-cuda-<date>.md. PYTHON= picks the interpreter; GPU_CHECK_BUDGET (default 480) caps
+# the whole. Exit status 1 when a stage failed or found no time.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
 BUDGET=${GPU_CHECK_BUDGET:-480}
-stages=${*:-tests memcheck synccheck racecheck bench detection}
-out=${OUT:-benchmarks/results}
-mkdir -p "$out/gpu-check"
+ALL="build check tests bench detection memcheck synccheck racecheck"
+declare -A SLOT=([preflight]=20 [build]=100 [check]=25 [tests]=130 [bench]=75 [detection]=30
+                 [memcheck]=50 [synccheck]=20 [racecheck]=30)
+dry=0
+stages=()
+for a in "$@"; do
+  case $a in
+    --dry-run) dry=1 ;;
+    build | check | tests | bench | detection | memcheck | synccheck | racecheck) stages+=("$a") ;;
+    *) echo "gpu_check: unknown argument '$a' (--dry-run, or stages: $ALL)" >&2; exit 2 ;;
+  esac
+done
+((${#stages[@]})) || read -ra stages <<<"$ALL"
+[[ " ${stages[*]} " == *" build "* ]] || stages=(build "${stages[@]}")  # everything needs the build
+
+out=${OUT:-build/gpu-check}
+logs=build/gpu-check-logs
+mkdir -p "$out" "$logs"
+rm -f "$logs"/*.log
 summary="$out/gpu-check.md"
-: >"$summary"
-exec > >(tee -a "$summary") 2>&1
-status=0
+exec > >(tee "$summary") 2>&1
+tee_pid=$!
+finish() {  # the summary file complete before the script's exit status is seen
+  exec >&- 2>&-
+  wait "$tee_pid"
+}
+trap finish EXIT
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" FORCE_CUDA=1 CUTMIX_EXPECT_CUDA=1
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-$(nproc)}
+today=$(date -u +%F)
+results=()  # "stage: what happened", for the closing summary
+failed=0
+deadline=0
 
-fail() {
-  echo "gpu_check: $*"
-  exit 1
+pack() { tar -czf "$out/gpu-check-logs.tar.gz" -C "$logs" . 2>/dev/null; }
+record() {  # record <stage> <passed|FAILED ...|skipped ...>
+  results+=("$1: $2")
+  [[ $2 == passed* || $2 == skipped\ \(refused* ]] || failed=1
 }
 
-# stage <name> <seconds at most> <command ...>: the command's output to its log, the tail here.
+# stage <name> <command ...>: runs the command under its deadline, its output to its log, the
+# log's tail here.
 stage() {
-  local name=$1 cap=$2 left limit t0 rc
-  shift 2
-  left=$((BUDGET - SECONDS))
-  if ((left < 30)); then
-    echo "### $name: SKIPPED, ${SECONDS} s of the ${BUDGET} s budget are spent"
-    status=1
+  local name=$1 limit t0 rc
+  shift
+  deadline=$((deadline + SLOT[$name]))
+  limit=$(((deadline < BUDGET ? deadline : BUDGET) - SECONDS))
+  if ((limit < 5)); then
+    echo "### $name: SKIPPED, no time left (${SECONDS} s spent of its deadline $deadline s)"
+    record "$name" "SKIPPED (no time left)"
     return 1
   fi
-  limit=$((cap < left ? cap : left))
   echo "### $name (at most $limit s)"
   echo '```'
   t0=$SECONDS
   # A shell function (exported below) runs in a child bash: timeout runs programs only.
-  timeout --kill-after=15 "$limit" bash -c '"$@"' stage "$@" >"$out/gpu-check/$name.log" 2>&1
+  timeout --kill-after=10 "$limit" bash -c '"$@"' stage "$@" >"$logs/$name.log" 2>&1
   rc=$?
-  tail -n 25 "$out/gpu-check/$name.log"
+  tail -n 25 "$logs/$name.log"
   echo '```'
   if ((rc == 0)); then
-    echo "$name: passed in $((SECONDS - t0)) s ($SECONDS s so far)"
+    record "$name" "passed in $((SECONDS - t0)) s"
+  elif ((rc == 124 || rc == 137)); then
+    record "$name" "FAILED: timed out after $limit s (see gpu-check-logs.tar.gz: $name.log)"
   else
-    [ "$rc" -eq 124 ] && why="TIMED OUT after $limit s" || why="FAILED (exit $rc)"
-    echo "$name: $why in $((SECONDS - t0)) s ($SECONDS s so far); full log: gpu-check/$name.log"
-    status=1
+    record "$name" "FAILED (exit $rc) in $((SECONDS - t0)) s (see gpu-check-logs.tar.gz: $name.log)"
   fi
+  echo "${results[-1]} ($SECONDS s so far)"
+  pack
   return "$rc"
 }
 
-echo "# cutmix_ext GPU check, $(date -u '+%F %H:%M UTC'): build $stages"
-echo '```'
-command -v nvidia-smi >/dev/null || fail "nvidia-smi not found: no GPU driver here"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader ||
-  fail "nvidia-smi sees no GPU"
-command -v nvcc >/dev/null || fail "nvcc not found: the CUDA kernels cannot be built"
-nvcc --version | tail -n 1
-"$PY" - <<'EOF' || fail "a Python package the check needs is missing (nothing is installed here; carry it as a wheel)"
-import importlib, sys
-need = ["torch", "numpy", "pytest", "xdist", "hypothesis", "ninja", "torchvision", "timm"]
-missing = [m for m in need if importlib.util.find_spec(m) is None]
-if missing:
-    sys.exit(f"missing: {' '.join(missing)}")
-import torch, torchvision, timm
-if not torch.cuda.is_available() or torch.version.cuda is None:
-    sys.exit(f"torch {torch.__version__} sees no CUDA device")
-print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
-      f"torchvision {torchvision.__version__}, timm {timm.__version__}; "
-      f"{torch.cuda.get_device_name()}, {torch.cuda.get_device_properties(0).multi_processor_count} SMs")
-EOF
-for tool in c++filt cuobjdump; do
-  command -v "$tool" >/dev/null || echo "note: $tool not on PATH (the occupancy report looks for it elsewhere too)"
-done
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-echo '```'
+# What each stage runs: one definition, for the run and for the dry run.
+TESTS=(tests --ignore=tests/test_cuda_emulated.py -k cuda)  # the emulation skips beside a GPU
+MEMCHECK=(tests/test_mix.py tests/test_autograd.py tests/test_cuda_graphs.py tests/test_detection.py
+          -k "(test_cuda_matches_cpu and (float32 or uint8) and contiguous) or (test_gradcheck and cuda and cutmix and random) or eager_device_sampling or cuda_op_equals_cpu_op")
+SYNCCHECK=(tests/test_mix.py tests/test_detection.py
+           -k "(test_cuda_matches_cpu and bfloat16 and contiguous) or cuda_op_equals_cpu_op")
+RACECHECK=(tests/test_mix.py tests/test_cuda_graphs.py tests/test_detection.py
+           -k "eager_device_sampling or (test_cuda_matches_cpu and float32 and contiguous) or cuda_op_equals_cpu_op")
+BENCH=(-m benchmarks.run --device cuda --quick --out "$out")
+DETECTION=(-m benchmarks.detection --device cuda --min-time 0.5 --out "$out")
 
-# The sanitizer on a tiny program first: some machines' GPUs are refused.
-if [ -n "$sanitizer" ] && timeout 90 "$sanitizer" --tool memcheck --error-exitcode 9 "$PY" -c \
-    "import torch; x = torch.ones(8, device='cuda'); assert float((x * 2).sum()) == 16" \
-    >"$out/gpu-check/sanitizer-probe.log" 2>&1; then
-  echo "compute-sanitizer: works here ($sanitizer)"
-else
-  echo "compute-sanitizer: NOT USABLE here (missing, or it refused the device; see gpu-check/sanitizer-probe.log): its stages are skipped"
-  sanitizer=""
-fi
+pytest_args=(-q -ra -p no:cacheprovider)
+"$PY" -c "import xdist" 2>/dev/null && xdist=(-n 6) || xdist=()
+"$PY" -c "import pytest_timeout" 2>/dev/null && per_test=(--timeout 100) || per_test=()
 
-build() {
+run_build() {
   echo "TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST MAX_JOBS=$MAX_JOBS"
-  "$PY" setup.py build_ext --inplace || return 1
-  "$PY" -m pytest tests/test_occupancy.py tests/test_build.py -q -s -p no:cacheprovider -k "not check_command" || return 1
+  "$PY" setup.py build_ext --inplace
+}
+run_check() {
+  "$PY" -m pytest tests/test_occupancy.py -q -s -p no:cacheprovider
+  local occupancy=$?
   "$PY" -m cutmix_ext.check
+  local check=$?
+  ((occupancy == 0 && check == 0))
 }
-export PY sanitizer
-export -f build
-stage build 300 build || fail "the build failed: nothing else can run"
-
-pytest_cuda() {  # pytest_cuda <args>: the tests below, quiet, stopping at nothing
-  "$PY" -m pytest -q -ra -p no:cacheprovider "$@"
+run_pytest() {  # two threads a worker: the CPU side of the comparisons is small, the workers many
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" -m pytest "$@"
 }
-sanitize() {  # sanitize <tool> <pytest args>: one small case set under compute-sanitizer
+run_sanitizer() {  # run_sanitizer <tool> <pytest args>: without the caching allocator, so that
+  # an overrun of one tensor is not hidden inside another's block
   local tool=$1
   shift
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --tool "$tool" --error-exitcode 9 \
     "$PY" -m pytest -q -x -p no:cacheprovider "$@"
 }
-export -f pytest_cuda sanitize
-for s in $stages; do
+collect() {  # collect <pytest args>: the ids, and a failure when nothing or something broken is collected
+  local ids
+  ids=$("$PY" -m pytest --collect-only -q -p no:cacheprovider "$@") || { echo "$ids"; return 1; }
+  echo "$ids"
+  grep -q '::' <<<"$ids" || { echo "nothing collected"; return 1; }
+}
+export PY sanitizer
+export -f run_build run_check run_pytest run_sanitizer collect
+
+echo "# cutmix_ext GPU check$( ((dry)) && echo ", dry run"), $(date -u '+%F %H:%M UTC'): ${stages[*]}"
+echo
+echo '```'
+echo "preflight (at most ${SLOT[preflight]} s)"
+deadline=${SLOT[preflight]}
+"$PY" - <<'EOF' || { echo "gpu_check: a Python package the check needs is missing or broken"; exit 1; }
+import importlib.util, sys
+need = ["torch", "numpy", "pytest", "hypothesis", "ninja"]
+missing = [m for m in need if importlib.util.find_spec(m) is None]
+if missing:
+    sys.exit(f"missing: {' '.join(missing)} (nothing is installed here; carry it as a wheel)")
+import torch
+def version(name):
+    try:
+        return importlib.import_module(name).__version__
+    except Exception as exc:  # absent, or built for another torch: its tests skip, saying so
+        return f"unavailable ({type(exc).__name__})"
+import importlib
+print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
+      f"torchvision {version('torchvision')}, timm {version('timm')}, xdist {version('xdist')}")
+if torch.version.cuda is None:
+    sys.exit(f"torch {torch.__version__} is a CPU-only build: the CUDA kernels cannot be built")
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"{p.name}: {p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB, "
+          f"compute capability {p.major}.{p.minor}, {torch.cuda.device_count()} device(s)")
+else:
+    print("torch sees no CUDA device")
+EOF
+command -v nvcc >/dev/null || { echo "gpu_check: nvcc not found: the CUDA kernels cannot be built"; exit 1; }
+nvcc --version | tail -n 1
+sanitizer=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" 2>/dev/null || true)
+refused=""
+if ((dry)); then
+  nvidia-smi -L 2>/dev/null || echo "no GPU here (dry run): nothing is launched"
+  [ -n "$sanitizer" ] && echo "compute-sanitizer: $sanitizer" || echo "compute-sanitizer: not found here"
+else
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader ||
+    { echo "gpu_check: nvidia-smi sees no GPU"; exit 1; }
+  "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" ||
+    { echo "gpu_check: torch sees no CUDA device"; exit 1; }
+  # Some machines' GPUs are refused by the sanitizer (gVisor: "Device not supported"): try it once.
+  if [ -z "$sanitizer" ]; then
+    refused="compute-sanitizer not found"
+  elif ! timeout 60 "$sanitizer" --tool memcheck --error-exitcode 9 "$PY" -c \
+      "import torch; x = torch.ones(8, device='cuda'); assert float((x * 2).sum()) == 16" \
+      >"$logs/sanitizer-probe.log" 2>&1; then
+    refused=$(grep -m1 -iE "error|not supported|refused" "$logs/sanitizer-probe.log" | cut -c1-160)
+    refused=${refused:-"it failed on a tiny program (sanitizer-probe.log)"}
+  fi
+  echo "compute-sanitizer: ${refused:+refused here: }${refused:-works here ($sanitizer)}"
+fi
+echo "preflight: $SECONDS s"
+echo '```'
+pack
+
+for s in "${stages[@]}"; do
+  if ((dry)); then
+    case $s in
+      build) stage build run_build || { echo "gpu_check: the build failed"; exit 1; } ;;
+      check) stage check run_check ;;
+      tests) stage tests collect "${TESTS[@]}" ;;
+      memcheck) stage memcheck collect "${MEMCHECK[@]}" ;;
+      synccheck) stage synccheck collect "${SYNCCHECK[@]}" ;;
+      racecheck) stage racecheck collect "${RACECHECK[@]}" ;;
+      bench) stage bench "$PY" "${BENCH[@]}" --list ;;
+      detection) stage detection "$PY" -m benchmarks.detection --help ;;
+    esac
+    case $s in
+      tests) echo "would run: $PY -m pytest ${pytest_args[*]} ${xdist[*]} ${per_test[*]} ${TESTS[*]}" ;;
+      memcheck | synccheck | racecheck)
+        var=${s^^}[@]
+        echo "would run: PYTORCH_NO_CUDA_MEMORY_CACHING=1 ${sanitizer:-compute-sanitizer} --tool $s --error-exitcode 9 $PY -m pytest -q -x -p no:cacheprovider ${!var}" ;;
+      bench) echo "would run: $PY ${BENCH[*]}" ;;
+      detection) echo "would run: $PY ${DETECTION[*]}" ;;
+    esac
+    continue
+  fi
   case $s in
-    tests)
-      stage tests 300 pytest_cuda -n 4 tests/test_cuda_big.py tests/test_cuda_graphs.py \
-        tests/test_mix.py tests/test_errors.py tests/test_autograd.py tests/test_general.py \
-        tests/test_layouts.py tests/test_feature_mix.py tests/test_compile.py tests/test_detection.py \
-        -k "cuda or CUDA or big or graph"
-      ;;
+    build) stage build run_build || { echo "gpu_check: the build failed: nothing else can run"; exit 1; } ;;
+    check) stage check run_check ;;
+    tests) stage tests run_pytest "${pytest_args[@]}" "${xdist[@]}" "${per_test[@]}" --durations=10 "${TESTS[@]}" ;;
+    bench) stage bench "$PY" "${BENCH[@]}" --brief ;;
+    detection) stage detection "$PY" "${DETECTION[@]}" ;;
     memcheck | synccheck | racecheck)
-      if [ -z "$sanitizer" ]; then
-        echo "### $s: SKIPPED, compute-sanitizer is not usable here"
-        status=1
+      if [ -n "$refused" ]; then
+        deadline=$((deadline + SLOT[$s]))  # unspent: the next stage may use it
+        echo "### $s: skipped (refused: $refused)"
+        record "$s" "skipped (refused: $refused)"
         continue
       fi
-      case $s in
-        memcheck)  # every in-place family (test_cuda_matches_cpu), out of place, device sampling, boxes
-          stage memcheck 150 sanitize memcheck tests/test_mix.py tests/test_autograd.py tests/test_cuda_graphs.py \
-            tests/test_detection.py -k "(test_cuda_matches_cpu and (float32 or uint8) and contiguous) or \
-            (cuda and gradcheck and cutmix) or eager_device_sampling or cuda_op_equals_cpu_op" ;;
-        synccheck)
-          stage synccheck 120 sanitize synccheck tests/test_mix.py tests/test_detection.py \
-            -k "(test_cuda_matches_cpu and bfloat16 and contiguous) or cuda_op_equals_cpu_op" ;;
-        racecheck)  # shared memory: the drawn table all threads read, the chunks waiting for the barrier,
-          # the detection kernel's keys and scan
-          stage racecheck 120 sanitize racecheck tests/test_mix.py tests/test_cuda_graphs.py tests/test_detection.py \
-            -k "eager_device_sampling or (test_cuda_matches_cpu and float32 and contiguous) or cuda_op_equals_cpu_op" ;;
-      esac
-      ;;
-    bench)
-      stage bench 200 "$PY" -m benchmarks.run --device cuda --quick --out "$out" ;;
-    detection)
-      stage detection 60 "$PY" -m benchmarks.detection --device cuda --out "$out" ;;
-    *) echo "gpu_check: unknown stage '$s' (build tests memcheck synccheck racecheck bench detection)"; status=1 ;;
+      var=${s^^}[@]
+      stage "$s" run_sanitizer "$s" "${!var}" ;;
   esac
 done
+
 echo
-echo "GPU check: $( ((status == 0)) && echo "every stage passed" || echo "SOME STAGES FAILED OR WERE SKIPPED") in $SECONDS s; logs in $out/gpu-check/"
-exit $status
+echo "## Summary"
+for r in "${results[@]}"; do echo "- $r"; done
+if ((dry)); then
+  echo
+  echo "## The plan on the GPU (slots add up to deadlines; GPU_CHECK_BUDGET=$BUDGET s in all)"
+  t=0
+  echo "| stage | slot (s) | ends by (s) |"
+  echo "|---|---:|---:|"
+  for s in preflight "${stages[@]}"; do
+    t=$((t + SLOT[$s]))
+    echo "| $s | ${SLOT[$s]} | $t |"
+  done
+  echo
+  echo "Files returned (at most 8): gpu-check.md, gpu-check-logs.tar.gz, cuda-$today-quick.md," \
+    "cuda-$today-quick.png, detection-cuda-$today.md"
+  ((t <= BUDGET)) || { echo "gpu_check: the slots add up to $t s, over the budget of $BUDGET s"; failed=1; }
+fi
+pack
+echo
+echo "GPU check$( ((dry)) && echo " (dry run)"): $( ((failed)) && echo "SOME STAGES FAILED" || echo "every stage passed") in $SECONDS s; returned: $(ls "$out" | tr '\n' ' ')"
+exit $failed

@@ -4,7 +4,9 @@
 #         kernels; build/sanitize-asan) running the core tests, the hypothesis fuzz of memory
 #         layouts and the emulated CUDA kernels (tests/emulation, built with both as well)
 #   tsan  the emulated CUDA kernels built with ThreadSanitizer: the threads of one block are real
-#         threads there, so a missing or misplaced barrier is a reported data race
+#         threads there, so a missing or misplaced barrier is a reported data race (beside a
+#         CPU-only build of the extension in build/sanitize-tsan, to compare with)
+# Each tier builds what it needs: the script stands alone in a fresh clone.
 # Usage: bash scripts/sanitize.sh [asan] [tsan]   (default both); PYTHON= picks the interpreter.
 # Any report stops its test run with an error and this script fails.
 set -euo pipefail
@@ -62,10 +64,22 @@ fi
 if [[ " $tiers " == *" tsan "* ]]; then
   start=$SECONDS
   echo "[sanitize] tsan: the emulated CUDA kernels with -fsanitize=thread"
-  # The main extension is not instrumented (its OpenMP threads synchronise out of TSan's sight);
-  # the emulated kernels are, and only their accesses are checked.
+  # The main extension, which the emulated kernels are compared with, is built CPU-only into a
+  # folder of this tier's own, so the tier needs no earlier build. It is not instrumented (its
+  # OpenMP threads synchronise out of TSan's sight); the emulated kernels are, and only their
+  # accesses are checked.
+  out=build/sanitize-tsan
+  mkdir -p "$out"
+  echo "[sanitize] tsan: building the extension CPU-only (log: $out/build.log)"
+  if ! FORCE_CUDA=0 "$PY" setup.py build_ext --build-lib "$out/lib" --build-temp "$out/tmp" \
+      >"$out/build.log" 2>&1; then
+    tail -n 30 "$out/build.log"
+    echo "[sanitize] tsan: build FAILED" >&2
+    exit 1
+  fi
+  cp cutmix_ext/*.py "$out/lib/cutmix_ext/"
   LD_PRELOAD=$(preload tsan) TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:report_signal_unsafe=0 \
-    CUTMIX_SANITIZE=thread run_tests "$ROOT" "$ROOT/tests/test_cuda_emulated.py" \
+    CUTMIX_SANITIZE=thread run_tests "$out/lib" "$ROOT/tests/test_cuda_emulated.py" \
     -k "edge_boxes or mixup_against or bad_label or detection_kernel or device_sampling_applies or (kernels_match and (uint8 or float32) and not cropped) or (general_kernel and (uint8 or float32 or int16) and contiguous)"
   echo "[sanitize] tsan: passed ($((SECONDS - start)) s)"
 fi

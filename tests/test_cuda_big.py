@@ -20,11 +20,11 @@ CASES = [((256, 3, 224, 224), torch.float32, "contiguous"),
          ((8192, 3, 64, 64), torch.uint8, "contiguous")]  # the large tile: N > 2048
 
 
-@pytest.mark.parametrize("op", ["cutmix", "mixup"])
 def case_id(v):
     return "x".join(map(str, v)) if isinstance(v, tuple) else str(v).replace("torch.", "")
 
 
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
 @pytest.mark.parametrize("shape,dtype,layout", CASES, ids=case_id)
 def test_big_batches_in_place_equal_out_of_place_and_cpu(op, shape, dtype, layout, gen):
     inplace = cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_
