@@ -13,6 +13,12 @@ from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCHS = "8.0;9.0+PTX"
+# libstdc++ linked dynamically, whatever the compiler driver adds: the library then shares torch's
+# C++ runtime. A copy linked in statically (some environments' CXX wrappers pass
+# -static-libstdc++) has std::locale facets of its own, and streaming a number into an error
+# message then crashes the process. Named before the driver's own libraries, the shared one
+# defines every symbol first, so a static archive after it adds nothing.
+LINK_SHARED_LIBSTDCXX = ["-Wl,--push-state,-Bdynamic,-lstdc++,--pop-state"]
 # The tested range (.ci/run): 2.11 (the CUDA build, with Python 3.12), 2.13 (the CPU build) and 2.14
 # (the CUDA build). pyproject.toml's torch>=2.11 says the same; a newer torch builds, saying so.
 MIN_TORCH = (2, 11)
@@ -116,7 +122,7 @@ def extensions():
     # -ffp-contract=off: no fused multiply-add, so CPU results equal the GPU's bit for bit.
     # -fopenmp: without it at::parallel_for compiles to a serial loop.
     cxx = ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-fopenmp"]
-    link = ["-fopenmp"]
+    link = ["-fopenmp"] + LINK_SHARED_LIBSTDCXX
     macros = [("CUTMIX_EXT_TORCH_VERSION", f'"{torch.__version__}"')]
     if sanitize:
         flags = [f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
@@ -141,6 +147,19 @@ def extensions():
                          define_macros=macros), config
 
 
+def own_libstdcxx(library):
+    """Whether a built library defines std::locale itself (a static libstdc++ in it) rather than
+    taking it from the shared libstdc++; None when readelf cannot tell."""
+    try:
+        out = subprocess.run(["readelf", "-W", "--dyn-syms", library], capture_output=True, text=True)
+    except OSError:
+        return None
+    if out.returncode != 0:
+        return None
+    return any(f[7].startswith("_ZNSt6locale") and f[6] != "UND"
+               for f in (line.split() for line in out.stdout.splitlines()) if len(f) >= 8)
+
+
 def build_ext_class(config):
     from torch.utils.cpp_extension import BuildExtension
 
@@ -161,6 +180,20 @@ def build_ext_class(config):
             # another torch is never kept as up to date.
             self.force = True
 
+        def run(self):
+            super().run()
+            for ext in self.extensions:
+                library = self.get_ext_fullpath(ext.name)
+                own = own_libstdcxx(library)
+                if own:
+                    os.remove(library)
+                    sys.exit(f"[cutmix_ext] {library} carries a static copy of libstdc++ (the compiler "
+                             f"{os.environ.get('CXX', 'c++')} links it so): beside torch's, it crashes the "
+                             f"first error message with a number in it. Removed; build with a compiler "
+                             f"that links libstdc++ dynamically, e.g. CXX=g++.")
+                if own is None:
+                    say("readelf not found: the check that libstdc++ is linked dynamically was skipped")
+
     return build_ext
 
 
@@ -170,5 +203,6 @@ def license_metadata():
     return {"license_expression": "MIT"} if major >= 77 else {"license": "MIT"}
 
 
-ext, config = extensions()
-setup(ext_modules=[ext], cmdclass={"build_ext": build_ext_class(config)}, **license_metadata())
+if __name__ == "__main__":  # as python setup.py and pip run it; tests read the helpers above
+    ext, config = extensions()
+    setup(ext_modules=[ext], cmdclass={"build_ext": build_ext_class(config)}, **license_metadata())

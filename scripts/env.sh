@@ -43,7 +43,7 @@ if ! installed torchvision; then
 fi
 
 missing=()
-for pkg in ninja numpy pytest hypothesis; do have "$pkg" || missing+=("$pkg"); done
+for pkg in setuptools ninja numpy pytest hypothesis; do have "$pkg" || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] installing ${missing[*]}"
   "$PY" -m pip install --quiet "${missing[@]}"

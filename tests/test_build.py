@@ -95,13 +95,71 @@ def test_setup_without_torch_says_what_to_run():
     assert "pip install --no-build-isolation ." in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
-def test_pyproject_metadata_matches_the_package_and_setup():
+def setup_helpers():
+    """setup.py's module-level names, without building anything."""
+    import runpy
+
+    return runpy.run_path(os.path.join(ROOT, "setup.py"), run_name="setup")
+
+
+def test_supported_torch_range_is_stated_alike():
+    """setup.py, pyproject.toml, the README and CI name the same range, and the torch under test
+    is in it."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)["project"]
     assert project["version"] == cutmix_ext.__version__
-    with open(os.path.join(ROOT, "setup.py")) as f:
-        min_torch = re.search(r"MIN_TORCH = \((\d+), (\d+)\)", f.read()).groups()
-    assert project["dependencies"] == [f"torch>={'.'.join(min_torch)}"]
-    # the torch under test is in the supported range
-    assert tuple(int(x) for x in re.findall(r"\d+", torch.__version__)[:2]) >= tuple(map(int, min_torch))
+    helpers = setup_helpers()
+    low, high = helpers["MIN_TORCH"], helpers["MAX_TESTED_TORCH"]
+    assert project["dependencies"] == [f"torch>={low[0]}.{low[1]}"]
+    with open(os.path.join(ROOT, "README.md")) as f:
+        assert f"torch {low[0]}.{low[1]} to {high[0]}.{high[1]}" in f.read()
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = f.read()
+    tested = {tuple(map(int, v)) for v in re.findall(r"TORCH=(\d+)\.(\d+)\.\d+", ci)}
+    assert low in tested and (2, 13) in tested, tested
+    assert tuple(int(x) for x in re.findall(r"\d+", torch.__version__)[:2]) >= low
+
+
+TINY_LIBRARY = r"""
+#include <cstdio>
+#include <sstream>
+extern "C" int format_number(long v, char* out, int cap) {
+  std::ostringstream ss;
+  ss << "n = " << v;
+  return std::snprintf(out, cap, "%s", ss.str().c_str());
+}
+"""
+
+
+def test_libstdcxx_is_linked_dynamically_even_by_a_static_driver(tmp_path):
+    """Some environments' CXX links libstdc++ statically. Such a copy beside torch's has
+    std::locale facets of its own, and streaming a number into an error message crashed (on a
+    GPU machine; here it may print nothing). setup.py's link flags make the shared libstdc++
+    define every symbol first, and its check tells the two apart."""
+    import shutil
+    import subprocess
+    import sys
+
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("no g++")
+    helpers = setup_helpers()
+    src = tmp_path / "tiny.cpp"
+    src.write_text(TINY_LIBRARY)
+    libs = {}
+    for name, extra in [("static", []), ("fixed", helpers["LINK_SHARED_LIBSTDCXX"])]:
+        libs[name] = tmp_path / f"{name}.so"
+        subprocess.run([gxx, "-shared", "-fPIC", "-O2", "-static-libstdc++", str(src), *extra,
+                        "-o", str(libs[name])], check=True)
+    assert helpers["own_libstdcxx"](str(libs["static"])) is True
+    assert helpers["own_libstdcxx"](str(libs["fixed"])) is False
+    run = ("import ctypes, sys, torch; b = ctypes.create_string_buffer(64); "
+           "ctypes.CDLL(sys.argv[1]).format_number(123456789, b, 64); print(b.value.decode())")
+    r = subprocess.run([sys.executable, "-c", run, str(libs["fixed"])], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "n = 123456789", r
+
+
+def test_the_built_library_uses_the_shared_libstdcxx():
+    assert setup_helpers()["own_libstdcxx"](_library._C.__file__) is False

@@ -127,11 +127,18 @@ def test_out_of_place_under_capture_is_refused(n, gen):
         with pytest.raises(ValueError, match="params: drawn on the host, they would be frozen into the CUDA graph"):
             with torch.cuda.graph(graph):
                 fn()
-    leaf = x.clone().requires_grad_()
-    out = cutmix_ext.cutmix(leaf, params)  # the forward outside, the backward under capture
+    # The forward outside, the backward under capture. The engine runs a backward on the stream
+    # of its forward, so the forward runs on the stream that is then captured (from the default
+    # stream, torch itself refuses: "operation would make the legacy stream depend on a capturing
+    # blocking stream").
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        leaf = x.clone().requires_grad_()
+        out = cutmix_ext.cutmix(leaf, params)
+        seed = torch.ones_like(out)
     graph = torch.cuda.CUDAGraph()
-    # The backward runs on the autograd engine's thread, on the stream of the forward.
     with pytest.raises(ValueError, match="params: drawn on the host, they would be frozen into the CUDA graph"):
-        with torch.cuda.graph(graph):
-            out.backward(torch.ones_like(out))
+        with torch.cuda.graph(graph, stream=stream):
+            out.backward(seed)
     assert torch.equal(x, before)
