@@ -50,3 +50,21 @@ def gen():
     seed = int(os.environ.get("CUTMIX_TEST_SEED", int.from_bytes(os.urandom(4), "little")))
     print(f"CUTMIX_TEST_SEED={seed}")
     return torch.Generator().manual_seed(seed)
+
+
+def pytest_collection_modifyitems(items):
+    """A test asking for an argument that is neither a fixture nor a parameter fails only when it
+    runs, and GPU-only tests never run on CI: refuse such tests at collection, skipped or not."""
+    unknown = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)  # None for items that are not test functions
+        if info is None:
+            continue
+        params = getattr(item, "callspec", None)  # indirect ones too; direct ones are pseudo-fixtures
+        known = {"request", *info.name2fixturedefs, *(params.params if params else ())}
+        missing = [name for name in info.names_closure if name not in known]
+        if missing:
+            unknown[item.nodeid.split("[")[0]] = missing
+    if unknown:
+        raise pytest.UsageError("tests ask for arguments that are neither a fixture nor a parameter:\n" + "\n".join(
+            f"  {test}: {', '.join(names)}" for test, names in unknown.items()))
