@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # The GPU check: one command on a machine with a GPU and no network, within 8 minutes, the build
-# included. Stages, in this order, each with its slot in seconds. The slots add up to deadlines:
-# a stage may use what the stages before it left unused, never a later stage's time.
-#   preflight  20   the GPU, the tools, the Python packages; compute-sanitizer tried on a tiny program
-#   build      100  the extension for TORCH_CUDA_ARCH_LIST (default 9.0); nothing else runs without it
-#   check      25   the occupancy report (registers, spills, blocks per SM) and python -m cutmix_ext.check
-#   tests      130  every CUDA test (pytest -k cuda, -n 6 where xdist is there): CUDA = CPU bit for
-#                   bit, the big shapes, bad input, autograd, CUDA graphs, compile, detection
-#   bench      75   python -m benchmarks.run --device cuda --quick: against torchvision and timm, the floors
-#   detection  30   python -m benchmarks.detection --device cuda: boxes with the images
-#   memcheck   50   compute-sanitizer memcheck: in place, out of place, device sampling, the boxes (no
-#                   gradgradcheck)
-#   synccheck  20   the in-place kernels and the boxes' kernel (barriers)
-#   racecheck  30   the kernels that share shared memory: the drawn table, the chunks, the boxes' scan
+# included. Stages, in this order, each with its slot in seconds and what it took on an H200 with
+# 16 cores (2026-12-04, benchmarks/results/gpu-check-2026-12-04.md). The slots add up to
+# deadlines: a stage may use what the stages before it left unused, never a later stage's time.
+#   preflight  30   the GPU, the tools, the Python packages; compute-sanitizer tried on a tiny
+#                   program (26 s)
+#   build      75   the extension for TORCH_CUDA_ARCH_LIST (the environment's, else 9.0); nothing
+#                   else runs without it (36 s)
+#   check      30   the occupancy report (registers, spills, blocks per SM) and python -m
+#                   cutmix_ext.check (20 s)
+#   tests      120  every CUDA test (pytest -k cuda, -n 6 where xdist is there): CUDA = CPU bit for
+#                   bit, the big shapes, bad input, autograd, CUDA graphs, compile, detection (82 s)
+#   bench      45   python -m benchmarks.run --device cuda --quick: against torchvision and timm,
+#                   the floors (20 s)
+#   detection  30   python -m benchmarks.detection --device cuda: boxes with the images (12 s)
+#   memcheck   85   compute-sanitizer memcheck: every in-place family, the boxes, device sampling,
+#                   out of place (no gradcheck)
+#   synccheck  30   the in-place kernels and the boxes' kernel (barriers)
+#   racecheck  35   shared memory: the drawn table, the chunks, the boxes' scan
 # The numbers that matter most come first; the sanitizers, the slowest, last. A failed stage is
 # recorded and the next one still runs; only a failed build stops the check. A sanitizer that
 # refuses the device (as under gVisor) is "skipped (refused: ...)", not a failure.
@@ -32,8 +37,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
 BUDGET=${GPU_CHECK_BUDGET:-480}
 ALL="build check tests bench detection memcheck synccheck racecheck"
-declare -A SLOT=([preflight]=20 [build]=100 [check]=25 [tests]=130 [bench]=75 [detection]=30
-                 [memcheck]=50 [synccheck]=20 [racecheck]=30)
+declare -A SLOT=([preflight]=30 [build]=75 [check]=30 [tests]=120 [bench]=45 [detection]=30
+                 [memcheck]=85 [synccheck]=30 [racecheck]=35)
 dry=0
 stages=()
 for a in "$@"; do
@@ -78,6 +83,7 @@ stage() {
   shift
   deadline=$((deadline + SLOT[$name]))
   limit=$(((deadline < BUDGET ? deadline : BUDGET) - SECONDS))
+  ((dry)) && limit=1800  # the slots are the GPU machine's; a dry run checks what works, anywhere
   if ((limit < 5)); then
     echo "### $name: SKIPPED, no time left (${SECONDS} s spent of its deadline $deadline s)"
     record "$name" "SKIPPED (no time left)"
@@ -105,12 +111,19 @@ stage() {
 
 # What each stage runs: one definition, for the run and for the dry run.
 TESTS=(tests --ignore=tests/test_cuda_emulated.py -k cuda)  # the emulation skips beside a GPU
-MEMCHECK=(tests/test_mix.py tests/test_autograd.py tests/test_cuda_graphs.py tests/test_detection.py
-          -k "(test_cuda_matches_cpu and (float32 or uint8) and contiguous) or (test_gradcheck and cuda and cutmix and random) or eager_device_sampling or cuda_op_equals_cpu_op")
-SYNCCHECK=(tests/test_mix.py tests/test_detection.py
-           -k "(test_cuda_matches_cpu and bfloat16 and contiguous) or cuda_op_equals_cpu_op")
-RACECHECK=(tests/test_mix.py tests/test_cuda_graphs.py tests/test_detection.py
-           -k "eager_device_sampling or (test_cuda_matches_cpu and float32 and contiguous) or cuda_op_equals_cpu_op")
+# The sanitizers slow every launch (memcheck passed 5 tests in 234 s on an H200): a few tests
+# each, by id, the most telling first, one output line per test so a stopped run shows how far it
+# got. test_cuda_matches_cpu walks every in-place kernel family (rows inline, a table in memory,
+# the large tile, a shared box).
+MEMCHECK=("tests/test_mix.py::test_cuda_matches_cpu[contiguous-torch.float32-cutmix]"
+          "tests/test_detection.py::test_cuda_op_equals_cpu_op[cutmix]"
+          "tests/test_cuda_graphs.py::test_eager_device_sampling_matches_its_params[mixup]"
+          "tests/test_autograd.py::test_out_of_place_equals_in_place[torch.float32-cuda]")
+SYNCCHECK=("tests/test_mix.py::test_cuda_matches_cpu[contiguous-torch.bfloat16-mixup]"
+           "tests/test_detection.py::test_cuda_op_equals_cpu_op[mixup]")
+RACECHECK=("tests/test_cuda_graphs.py::test_eager_device_sampling_matches_its_params[cutmix]"
+           "tests/test_mix.py::test_cuda_matches_cpu[channels_last-torch.uint8-cutmix]"
+           "tests/test_detection.py::test_cuda_op_equals_cpu_op[cutmix]")
 BENCH=(-m benchmarks.run --device cuda --quick --out "$out")
 DETECTION=(-m benchmarks.detection --device cuda --min-time 0.5 --out "$out")
 
@@ -137,7 +150,7 @@ run_sanitizer() {  # run_sanitizer <tool> <pytest args>: without the caching all
   local tool=$1
   shift
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --tool "$tool" --error-exitcode 9 \
-    "$PY" -m pytest -q -x -p no:cacheprovider "$@"
+    "$PY" -m pytest -v -x -p no:cacheprovider "$@"
 }
 collect() {  # collect <pytest args>: the ids, and a failure when nothing or something broken is collected
   local ids
@@ -220,7 +233,7 @@ for s in "${stages[@]}"; do
       tests) echo "would run: $PY -m pytest ${pytest_args[*]} ${xdist[*]} ${per_test[*]} ${TESTS[*]}" ;;
       memcheck | synccheck | racecheck)
         var=${s^^}[@]
-        echo "would run: PYTORCH_NO_CUDA_MEMORY_CACHING=1 ${sanitizer:-compute-sanitizer} --tool $s --error-exitcode 9 $PY -m pytest -q -x -p no:cacheprovider ${!var}" ;;
+        echo "would run: PYTORCH_NO_CUDA_MEMORY_CACHING=1 ${sanitizer:-compute-sanitizer} --tool $s --error-exitcode 9 $PY -m pytest -v -x -p no:cacheprovider ${!var}" ;;
       bench) echo "would run: $PY ${BENCH[*]}" ;;
       detection) echo "would run: $PY ${DETECTION[*]}" ;;
     esac

@@ -130,7 +130,7 @@ RAISES = sorted(gpu_only_raises())
 def test_the_gpu_only_raises_are_found():
     """Guards the search itself: these expectations are known to sit in GPU-only tests."""
     found = {(f, p) for f, _, _, p in RAISES}
-    assert ("test_cuda_graphs.py", "frozen into the CUDA graph") in found
+    assert ("test_cuda_graphs.py", "params: drawn on the host, they would be frozen into the CUDA graph") in found
     assert ("test_errors.py", "generator: expected a CPU torch.Generator") in found
     assert ("test_detection.py", "idx: a box belongs to a sample outside the batch") in found
     assert not any(f == "test_errors.py" and p == "params.perm" for f, p in found)  # a CPU test
