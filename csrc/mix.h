@@ -250,7 +250,7 @@ CUTMIX_HD double bits_double(uint64_t u) {
 #endif
 }
 
-constexpr double kLn2Hi = 6.93147180369123816490e-01;  // ln 2's high 21 bits: k * kLn2Hi is exact
+constexpr double kLn2Hi = 6.93147180369123816490e-01;  // ln 2 to 32 bits: k * kLn2Hi is exact
 constexpr double kLn2Lo = 1.90821492927058770002e-10;
 
 // ln x for x > 0 (fdlibm's e_log.c): x = 2^k (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)),

@@ -231,7 +231,7 @@ __global__ void planted_kernel(const PlantArgs a) {
   if (a.plant == kCrossRead && b == 1 && t == 0) v += cutmix_ext::load<int32_t>(a.data + 2 * kPlantThreads);
   if (a.plant == kCrossWrite && b == 1 && t == 0) cutmix_ext::store(a.data + 2 * kPlantThreads + 5, 7);
   if ((a.plant == kAtomics || a.plant == kAtomicRead) && t == 0) atomicAdd(a.counter, 1);
-  if (a.plant == kAtomicRead && b == 3 && t == 1) v += cutmix_ext::load<int32_t>(a.counter);
+  if (a.plant == kAtomicRead && b == 3 && t == 0) v += cutmix_ext::load<int32_t>(a.counter);
   if (a.plant == kReadOnlyWrite && b == 1 && t == 3) cutmix_ext::store(const_cast<int32_t*>(a.input) + 5, 0);
   cutmix_ext::store(a.data + own, v);
 }
