@@ -92,7 +92,8 @@ struct GatherArgs {
   const GatherRow* table;  // n rows: a device pointer on CUDA, unless they travel inline
 };
 
-// Products and sums without FMA contraction, so the CPU and the GPU round identically.
+// Products and sums without FMA contraction, so the CPU and the GPU round identically (the host
+// builds add -ffp-contract=off; nvcc contracts a * b + c by default, but never across these).
 CUTMIX_HD double dmul(double a, double b) {
 #if defined(__CUDA_ARCH__)
   return __dmul_rn(a, b);
@@ -116,6 +117,29 @@ CUTMIX_HD float fblend(float a, float b, float wa, float wb) {
 }
 CUTMIX_HD double dblend(double a, double b, double wa, double wb) {
   return dadd(dmul(a, wa), dmul(b, wb));
+}
+// The other operations IEEE 754 rounds exactly, spelled out for the same reason: a * b + c
+// rounded once, a / b and sqrt(a).
+CUTMIX_HD double dfma(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return __fma_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+CUTMIX_HD double ddiv(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __ddiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+CUTMIX_HD double dsqrt(double a) {
+#if defined(__CUDA_ARCH__)
+  return __dsqrt_rn(a);
+#else
+  return std::sqrt(a);
+#endif
 }
 
 CUTMIX_HD int64_t partner(const MixArgs& m, const Sample* table, int64_t i) {
@@ -199,6 +223,117 @@ CUTMIX_HD float target_value(double lam, double sa, double sb) {
 // generator instead (Philox, as torch's own random kernels), reading seed and offset from device
 // memory while a graph is captured, so that every replay draws anew.
 
+// The draws must be the same numbers on the GPU and in the host-compiled emulation
+// (tests/emulation), or the emulated statistics are not the device's: so they use only the
+// exactly rounded operations above, written out so that no compiler fuses or reorders them
+// (nvcc would turn a * b + c into a fused multiply-add that the host rounds twice), and none of
+// the math library's log, exp or cos(pi): CUDA's and glibc's are different approximations and
+// differ in the last bit now and then, which moves a box edge or a gamma acceptance. Their
+// plain-arithmetic stand-ins follow (fdlibm's polynomials; within 1-2 ulp, the same on both).
+
+CUTMIX_HD uint64_t double_bits(double x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(x));
+#else
+  uint64_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  return u;
+#endif
+}
+CUTMIX_HD double bits_double(uint64_t u) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(u));
+#else
+  double x;
+  std::memcpy(&x, &u, sizeof(x));
+  return x;
+#endif
+}
+
+constexpr double kLn2Hi = 6.93147180369123816490e-01;  // ln 2 to 32 bits: k * kLn2Hi is exact
+constexpr double kLn2Lo = 1.90821492927058770002e-10;
+
+// ln x for x > 0 (fdlibm's e_log.c): x = 2^k (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)),
+// ln(1 + f) = 2 atanh(s), s = f / (2 + f), as an odd polynomial in s.
+CUTMIX_HD double log_hd(double x) {
+  if (!(x > 0.0)) return x == 0.0 ? -bits_double(0x7ff0000000000000ull) : bits_double(0x7ff8000000000000ull);
+  if (x == bits_double(0x7ff0000000000000ull)) return x;
+  int k = 0;
+  if (x < 2.2250738585072014e-308) {  // subnormal: scaled into the normal range, exactly
+    x = dmul(x, 18014398509481984.0);  // 2^54
+    k = -54;
+  }
+  const uint64_t bits = double_bits(x);
+  k += static_cast<int>(bits >> 52) - 1023;
+  double m = bits_double((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull);  // [1, 2)
+  if (m > 1.4142135623730951) {
+    m = dmul(m, 0.5);
+    ++k;
+  }
+  const double f = dadd(m, -1.0), s = ddiv(f, dadd(2.0, f)), z = dmul(s, s), w = dmul(z, z);
+  const double t1 = dmul(w, dfma(w, dfma(w, 1.531383769920937332e-01, 2.222219843214978396e-01),
+                                 3.999999999940941908e-01));
+  const double t2 = dmul(z, dfma(w, dfma(w, dfma(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+                                         2.857142874366239149e-01),
+                                 6.666666666666735130e-01));
+  const double r = dadd(t2, t1), hfsq = dmul(dmul(0.5, f), f), dk = static_cast<double>(k);
+  // dk * ln2_hi - ((hfsq - (s * (hfsq + R) + dk * ln2_lo)) - f)
+  const double tail = dadd(dmul(s, dadd(hfsq, r)), dmul(dk, kLn2Lo));
+  return dadd(dmul(dk, kLn2Hi), -dadd(dadd(hfsq, -tail), -f));
+}
+
+// e^x (fdlibm's e_exp.c): x = k ln 2 + r, |r| <= ln(2) / 2, e^r from a rational approximation,
+// times 2^k. Below -708 it returns 0 and above 709 infinity: the one use, 1 / (1 + e^x), then
+// gives 1 or 0, as the exact value rounds to (or is within 1e-308 of).
+CUTMIX_HD double exp_hd(double x) {
+  if (x != x) return x;
+  if (x > 709.0) return bits_double(0x7ff0000000000000ull);
+  if (x < -708.0) return 0.0;
+  const int k = static_cast<int>(dadd(dmul(x, 1.44269504088896338700e+00), x < 0.0 ? -0.5 : 0.5));
+  const double dk = static_cast<double>(k);
+  const double hi = dadd(x, -dmul(dk, kLn2Hi)), lo = dmul(dk, kLn2Lo), r = dadd(hi, -lo);
+  const double t = dmul(r, r);
+  const double p = dfma(t, dfma(t, dfma(t, dfma(t, 4.13813679705723846039e-08, -1.65339022054652515390e-06),
+                                        6.61375632143793436117e-05),
+                                -2.77777777770155933842e-03),
+                        1.66666666666666019037e-01);
+  const double c = dadd(r, -dmul(t, p));
+  // 1 - ((lo - r * c / (2 - c)) - hi), then scaled by 2^k (k in [-1021, 1023]: a normal power)
+  const double y = dadd(1.0, -dadd(dadd(lo, -ddiv(dmul(r, c), dadd(2.0, -c))), -hi));
+  return dmul(y, bits_double(static_cast<uint64_t>(k + 1023) << 52));
+}
+
+// cos(2 pi v) for v in [0, 1] (the Box-Muller angle): reduced exactly to a in [0, 1/8], then
+// fdlibm's cosine or sine polynomial (k_cos.c, k_sin.c) of 2 pi a.
+CUTMIX_HD double cos_2pi(double v) {
+  double a = v > 0.5 ? dadd(1.0, -v) : v;  // cos(2 pi v) = cos(2 pi (1 - v)); exact for v in [1/2, 1]
+  double sign = 1.0;
+  if (a > 0.25) {  // cos(2 pi a) = -cos(2 pi (1/2 - a)), exact again
+    a = dadd(0.5, -a);
+    sign = -1.0;
+  }
+  const bool sine = a > 0.125;  // cos(2 pi a) = sin(2 pi (1/4 - a))
+  if (sine) a = dadd(0.25, -a);
+  const double x = dmul(a, 6.283185307179586), z = dmul(x, x);
+  double out;
+  if (sine) {
+    const double r = dfma(z, dfma(z, dfma(z, dfma(z, 1.58969099521155010221e-10, -2.50507602534068634195e-08),
+                                          2.75573137070700676789e-06),
+                                  -1.98412698298579493134e-04),
+                          8.33333333332248946124e-03);
+    out = dfma(dmul(z, x), dfma(z, r, -1.66666666666666324348e-01), x);
+  } else {
+    const double r = dmul(z, dfma(z, dfma(z, dfma(z, dfma(z, dfma(z, -1.13596475577881948265e-11,
+                                                                  2.08757232129817482790e-09),
+                                                          -2.75573143513906633035e-07),
+                                                  2.48015872894767294178e-05),
+                                          -1.38888888888741095749e-03),
+                                  4.16666666666666019037e-02));
+    out = dadd(1.0, -dadd(dmul(0.5, z), -dmul(z, r)));
+  }
+  return dmul(sign, out);
+}
+
 // Words of one sample's stream: torch's generator reserves this many per call.
 constexpr uint64_t kDrawWords = 1024;
 constexpr int kMaxGammaTries = 64;
@@ -270,17 +405,12 @@ struct PhiloxStream {
   // Uniform in (0, 1), 53 bits.
   CUTMIX_HD double uniform() {
     const uint64_t a = next() >> 5, b = next() >> 6;
-    return (static_cast<double>(a * 67108864u + b) + 0.5) * (1.0 / 9007199254740992.0);
+    return dmul(dadd(static_cast<double>(a * 67108864u + b), 0.5), 1.0 / 9007199254740992.0);
   }
 
   CUTMIX_HD double normal() {  // Box-Muller
     const double u = uniform(), v = uniform();
-#if defined(__CUDA_ARCH__)
-    // cospi: cos's reduction of large arguments keeps an array in local memory.
-    return sqrt(-2.0 * log(u)) * cospi(2.0 * v);
-#else
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-#endif
+    return dmul(dsqrt(dmul(-2.0, log_hd(u))), cos_2pi(v));
   }
 };
 
@@ -289,20 +419,24 @@ struct PhiloxStream {
 CUTMIX_HD double log_gamma_device(double alpha, PhiloxStream& s) {
   double log_boost = 0.0;
   if (alpha < 1.0) {
-    log_boost = log(s.uniform()) / alpha;
-    alpha += 1.0;
+    log_boost = ddiv(log_hd(s.uniform()), alpha);
+    alpha = dadd(alpha, 1.0);
   }
-  const double d = alpha - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+  const double d = dadd(alpha, -1.0 / 3.0), c = ddiv(1.0, dsqrt(dmul(9.0, d)));
   double x = 0.0, v = 1.0;
   for (int t = 0; t < kMaxGammaTries; ++t) {
     x = s.normal();
-    v = 1.0 + c * x;
+    v = dfma(c, x, 1.0);
     if (v <= 0.0) continue;
-    v = v * v * v;
-    const double u = s.uniform();
-    if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) break;
+    v = dmul(dmul(v, v), v);
+    const double u = s.uniform(), x2 = dmul(x, x);
+    // u < 1 - 0.0331 x^4 || ln u < x^2 / 2 + d (1 - v + ln v)
+    if (u < dfma(-0.0331, dmul(x2, x2), 1.0) ||
+        log_hd(u) < dfma(0.5, x2, dmul(d, dadd(dadd(1.0, -v), log_hd(v))))) {
+      break;
+    }
   }
-  return log_boost + log(d * (v > 0.0 ? v : 1.0));
+  return dadd(log_boost, log_hd(dmul(d, v > 0.0 ? v : 1.0)));
 }
 
 // Beta(alpha, alpha) as X / (X + Y), X, Y ~ Gamma(alpha). Beta(1, 1), the default of every
@@ -310,7 +444,7 @@ CUTMIX_HD double log_gamma_device(double alpha, PhiloxStream& s) {
 CUTMIX_HD double beta_device(double alpha, PhiloxStream& s) {
   if (alpha == 1.0) return s.uniform();
   const double lx = log_gamma_device(alpha, s), ly = log_gamma_device(alpha, s);
-  return 1.0 / (1.0 + exp(ly - lx));
+  return ddiv(1.0, dadd(1.0, exp_hd(dadd(ly, -lx))));
 }
 
 // The round keys of one call's random pairing: a single Philox block on a counter no sample
@@ -371,13 +505,13 @@ CUTMIX_HD_CALL void draw_row(double alpha, int64_t h, int64_t w, uint64_t seed,
   if (!cutmix) return;
   // The host formula: centre uniform over the pixels, sides sqrt(1 - lam) of H and W.
   const double ux = s.uniform(), uy = s.uniform();
-  int64_t rx = static_cast<int64_t>(ux * static_cast<double>(w));
-  int64_t ry = static_cast<int64_t>(uy * static_cast<double>(h));
+  int64_t rx = static_cast<int64_t>(dmul(ux, static_cast<double>(w)));
+  int64_t ry = static_cast<int64_t>(dmul(uy, static_cast<double>(h)));
   rx = rx < w ? rx : w - 1;  // ux * w can round up to w
   ry = ry < h ? ry : h - 1;
-  const double r = 0.5 * sqrt(1.0 - beta);
-  const auto hw = static_cast<int64_t>(r * static_cast<double>(w));
-  const auto hh = static_cast<int64_t>(r * static_cast<double>(h));
+  const double r = dmul(0.5, dsqrt(dadd(1.0, -beta)));
+  const auto hw = static_cast<int64_t>(dmul(r, static_cast<double>(w)));
+  const auto hh = static_cast<int64_t>(dmul(r, static_cast<double>(h)));
   const Box b{static_cast<int32_t>(rx - hw < 0 ? 0 : rx - hw),
               static_cast<int32_t>(ry - hh < 0 ? 0 : ry - hh),
               static_cast<int32_t>(rx + hw > w ? w : rx + hw),

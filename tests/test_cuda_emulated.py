@@ -41,17 +41,21 @@ def sanitizer_flags():
         "-" + which.replace(",", "-")
 
 
+def build_folder():
+    # One folder per torch: torch 2.14 keeps a lock file there that torch 2.13 waits on forever.
+    return os.path.join(ROOT, "build", f"emulation-torch-{torch.__version__}{sanitizer_flags()[1]}")
+
+
 @pytest.fixture(scope="module")
 def emulated():
     from torch.utils.cpp_extension import load
 
-    flags, suffix = sanitizer_flags()
-    # One folder per torch: torch 2.14 keeps a lock file there that torch 2.13 waits on forever.
-    build = os.path.join(ROOT, "build", f"emulation-torch-{torch.__version__}{suffix}")
+    flags, _ = sanitizer_flags()
+    build = build_folder()
     os.makedirs(build, exist_ok=True)
     load(name="cutmix_ext_emulated", sources=[os.path.join(ROOT, "tests", "emulation", "emulate.cpp"),
                                               os.path.join(ROOT, "csrc", "plan.cpp")],
-         extra_include_paths=[cuda_include()], extra_cflags=["-O1", "-std=c++20", "-pthread"] + flags,
+         extra_include_paths=[cuda_include()], extra_cflags=["-O1", "-std=c++20", "-pthread", "-ffp-contract=off"] + flags,
          extra_ldflags=["-pthread"] + flags, build_directory=build, is_python_module=False)
     return torch.ops.cutmix_ext_emulated.mix
 
@@ -328,3 +332,172 @@ def test_detection_kernel_matches_cpu_backend(emulated, op, gen):
     idx[3] = n  # a sample outside the batch: the kernel reports it and writes nothing
     with pytest.raises(ValueError, match="idx: a box belongs to a sample outside the batch"):
         kernel(boxes, idx, params.perm, patch, params.lam, h, w, 0.25)
+
+
+# ---- The emulation's own checks: block ownership, shared memory poison, tile geometry ----
+#
+# Blocks run one after another in the emulation, so by themselves they could not show a byte
+# two blocks race on, nor a read of shared memory a block never wrote (it would find the last
+# block's value, often the right one). The harness traces every global access the kernels make
+# through csrc/cuda/access.cuh and poisons shared memory before each block; the tests above run
+# under both. These show that each catches what it claims to, on faults planted on purpose.
+
+PLANTS = {"none": 0, "cross_read": 1, "cross_write": 2, "atomics": 3, "atomic_read": 4,
+          "read_only_write": 5, "static_shared": 6, "dynamic_shared": 7}
+
+
+def planted(name, seed, trace=True, poison=True):
+    """(data, counter) of the harness's tiny kernel (4 blocks of 32 threads) with fault `name`."""
+    ops = torch.ops.cutmix_ext_emulated
+    ops.configure(seed, 2, trace, poison)
+    try:
+        return ops.planted(PLANTS[name])
+    finally:
+        ops.configure(seed, 2, True, True)
+
+
+def planted_right(data):
+    i = torch.arange(128, dtype=torch.int32)
+    return data == 2 * i + 2 * (i % 32)
+
+
+@pytest.mark.parametrize("name", ["none", "atomics"])
+def test_tracer_passes_owned_bytes_and_atomics(emulated, name):
+    """Blocks that touch only their own bytes pass, and so do atomics several blocks share."""
+    for seed in range(4):
+        data, counter = planted(name, seed)
+        assert planted_right(data).all()
+        assert int(counter) == (4 if name == "atomics" else 0)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("cross_read", "byte 256 of data is written by block 2 and read by block 1"),
+    ("cross_write", "byte 276 of data is written by block 1 and written by block 2"),
+    ("atomic_read", "byte 0 of counter is updated atomically by block 0 and read by block 3"),
+    ("read_only_write", "byte 20 of input is written by block 1, but input is an input the launch only reads"),
+])
+def test_tracer_fails_planted_cross_block_access(emulated, name, message):
+    """One block reads or writes a byte another block writes (or reads a word others update
+    atomically, or writes an input): an error naming the kernel, the byte and both blocks, the
+    same whatever order the blocks ran in."""
+    for seed in range(6):
+        with pytest.raises(RuntimeError, match=r"emulated \{anonymous\}::planted_kernel: " + message):
+            planted(name, seed)
+
+
+def test_without_the_tracer_a_cross_block_read_passes_in_some_orders(emulated):
+    """What the tracer closes: the planted read gives the right data whenever block 1 runs
+    before block 2, so comparing results alone misses it in about half the block orders."""
+    right = [bool(planted_right(planted("cross_read", seed, trace=False)[0]).all()) for seed in range(20)]
+    assert any(right) and not all(right)
+
+
+@pytest.mark.parametrize("name", ["static_shared", "dynamic_shared"])
+def test_unwritten_shared_memory_reads_poison(emulated, name):
+    """Thread 0 of block 2 skips its write to a static __shared__ array (or to the dynamic shared
+    memory) and reads it back: poisoned, it reads 0xA5A5A5A5 and its result is wrong; without
+    the poison it would read the previous block's (or fresh memory's) value, the right one."""
+    for seed in range(4):
+        data, _ = planted(name, seed)
+        wrong = ~planted_right(data)
+        assert wrong.nonzero().flatten().tolist() == [64]
+        assert int(data[64]) == 128 + int(torch.tensor(0xA5A5A5A5 - (1 << 32), dtype=torch.int32))
+        data, _ = planted(name, seed, poison=False)
+        assert planted_right(data).all()
+
+
+def test_every_static_shared_array_is_poisoned(emulated):
+    """The poison covers the section that cuda_shim.h puts __shared__ arrays in; GCC silently
+    leaves out those declared in templates. So every __shared__ array of the kernels (and of the
+    planted kernel) must sit in that section of the built module."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("nm") is None:
+        pytest.skip("no nm (binutils)")
+    names = set()
+    for path in glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu*")) + [os.path.join(ROOT, "tests", "emulation", "emulate.cpp")]:
+        with open(path) as f:
+            for line in f:
+                m = re.search(r"^\s*__shared__\s+[\w:<>, ]+?\s+(\w+)\s*[\[;]", line)
+                if m:
+                    names.add(m.group(1))
+    assert {"keys", "sums", "bad", "rows", "cell"} <= names
+    out = subprocess.run(["nm", "-C", "--defined-only", os.path.join(build_folder(), "cutmix_ext_emulated.so")],
+                         capture_output=True, text=True, check=True).stdout
+    symbols = [line.split(" ", 2) for line in out.splitlines() if line.count(" ") >= 2]
+    start = next(int(a, 16) for a, _, name in symbols if name == "__start_cutmix_emu_shared")
+    stop = next(int(a, 16) for a, _, name in symbols if name == "__stop_cutmix_emu_shared")
+    for var in names:
+        found = [(int(a, 16), name) for a, _, name in symbols if name.endswith(")::" + var)]
+        assert found, var
+        for address, name in found:
+            assert start <= address < stop, f"{name} is outside the poisoned section"
+
+
+def test_tracer_sees_the_real_kernels(emulated, gen):
+    """Every byte the in-place MixUp kernel moves is logged: each sample's chunk and its
+    partner's read, the chunk and the targets written."""
+    images = rand_images((6, 3, 8, 8), torch.float32, gen)
+    labels = rand_labels(6, 5, "int64", gen)
+    params = cutmix_ext.sample_params(images, "mixup", per_sample=True, pairing="random", generator=gen)
+    targets = emulated(False, images, labels, params.perm, params.lam, 5, 0.0, False)
+    read, written, atomic, blocks = torch.ops.cutmix_ext_emulated.last_trace()
+    assert (read, written, atomic) == (2 * images.numel() * 4, images.numel() * 4 + targets.numel() * 4, 0)
+    assert blocks > 1
+
+
+def test_tracer_fails_overlapping_rows_in_the_real_kernel(emulated, gen):
+    """A fault planted in the in-place kernel's input: rows one element closer together than they
+    are long, so that the last element of row 0 is the first of row 1. With 700 samples a block
+    owns 2 positions (elements here), so positions 7 and 8 of a row of 8 fall to blocks 3 and 4,
+    which both write bytes 28..31 of the first image."""
+    n = 700
+    images = rand_images((n, 1, 2, 8), torch.float32, gen)
+    labels = rand_labels(n, 3, "int64", gen)
+    perm = torch.arange(n).roll(1)
+    boxes = torch.tensor([[0, 0, 8, 2]]).expand(n, 4).contiguous()
+    for _ in range(3):  # a new block order each call
+        with pytest.raises(RuntimeError, match=r"mix_kernel<.*>: byte 28 of images is written by block 3 "
+                                               r"and written by block 4"):
+            emulated(True, images.clone(), labels, perm, boxes, 3, 0.0, True, None, True)
+    emulated(True, images.clone(), labels, perm, boxes, 3, 0.0, True, None, False)  # unplanted: fine
+
+
+def test_tile_geometry_for_every_batch_size(emulated):
+    """kernels.cuh's own geometry(), boxed_geometry() and whole_geometry() for every N from 1 to
+    8192 on each tile that takes it: slots and positions fit the block and the stash, and every
+    (sample, position) is computed by exactly one thread of one block; chunks of every width
+    cover each byte of a box's (or a row's) columns exactly once and never leave the row."""
+    assert torch.ops.cutmix_ext_emulated.check_tiles(8192) > 8192
+
+
+def test_draw_math_is_accurate(emulated):
+    """The plain-arithmetic log, exp and cos(2 pi x) of the device draws (mix.h), which make the
+    emulated draws the GPU's bit for bit, against the C library's: within 2 ulp (cos: 4e-16)."""
+    import math
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.cat([torch.rand(4000, generator=g, dtype=torch.float64),
+                   torch.tensor([2.0**-53, 0.5, 1 - 2.0**-53, 0.25, 0.125, 0.375, 0.75, 0.875, 1.0, 0.0],
+                                dtype=torch.float64)])
+    logs, _, cosines = torch.ops.cutmix_ext_emulated.draw_math(u)
+    wide = torch.cat([torch.exp(torch.empty(4000, dtype=torch.float64).uniform_(-740, 700, generator=g)),
+                      torch.tensor([5e-324, 2.2250738585072014e-308, 1e-310, 1.0, 2.0, 1.4142135623730951, 1e308],
+                                   dtype=torch.float64)])
+    wide_logs, _, _ = torch.ops.cutmix_ext_emulated.draw_math(wide)
+    x = torch.empty(4000, dtype=torch.float64).uniform_(-708, 709, generator=g)
+    _, exps, _ = torch.ops.cutmix_ext_emulated.draw_math(torch.cat([x, torch.tensor([0.0, -1e-300, 1e-300], dtype=torch.float64)]))
+    ulp = 2.0**-52
+    for v, got in zip(torch.cat([u, wide]).tolist(), torch.cat([logs, wide_logs]).tolist()):
+        want = math.log(v) if v > 0 else -math.inf
+        assert got == want or abs(got - want) <= 2 * ulp * abs(want), (v, got, want)
+    for v, got in zip(torch.cat([x, torch.tensor([0.0, -1e-300, 1e-300], dtype=torch.float64)]).tolist(), exps.tolist()):
+        want = math.exp(v)
+        assert abs(got - want) <= 2 * ulp * want, (v, got, want)
+    for v, got in zip(u.tolist(), cosines.tolist()):  # the reference's own argument rounds too
+        assert abs(got - math.cos(2 * math.pi * (v - round(v)))) <= 4e-16, (v, got)
+    exact = {0.0: 1.0, 0.25: 0.0, 0.5: -1.0, 0.75: 0.0, 1.0: 1.0}
+    for v, want in exact.items():
+        assert abs(torch.ops.cutmix_ext_emulated.draw_math(torch.tensor([v]))[2].item() - want) < 1e-16

@@ -89,3 +89,25 @@ def test_shared_draw_and_random_pairing():
         counts[torch.arange(6), p.perm] += 1
     # Each partner equally likely for each sample (a sample may keep itself, as in the paper).
     assert (counts - 500).abs().max() < 6 * math.sqrt(500)
+
+
+def test_device_draws_use_only_exactly_rounded_arithmetic():
+    """sampling="device" draws with csrc/mix.h's code on the GPU and, in the emulation, on the
+    host: the same numbers only if no math-library function (CUDA's and glibc's differ in the
+    last bit) and no bare floating-point expression nvcc could fuse into an FMA is used there.
+    The drawing section calls its own log_hd / exp_hd / cos_2pi and dmul / dadd / dfma / ddiv /
+    dsqrt instead."""
+    import os
+    import re
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc", "mix.h")
+    with open(path) as f:
+        text = f.read()
+    section = text[text.index("// ---- Drawing the parameters inside the kernel"):]
+    code = re.sub(r"//[^\n]*", "", section)
+    calls = re.findall(r"(?<![\w:.])(?:std::)?(log|log1p|log2|exp|expm1|exp2|pow|sqrt|cbrt|cos|sin|cospi|sinpi|"
+                       r"sincos|sincospi|tgamma|lgamma|erf|fma)f?\s*\(", code)
+    assert not calls, calls
+    # Floating-point arithmetic spelled with operators: a double literal next to * or +.
+    bare = re.findall(r"\d\.\d*(?:e[-+]?\d+)?\s*[*+]\s*[\w(]|[\w)]\s*[*+]\s*\d+\.\d*", code)
+    assert not bare, bare

@@ -1,11 +1,14 @@
 // detection_boxes on the GPU (the rule is in ../detection.h): one block counts the rows of each
 // key, sums the counts up and places the rows, a chunk of boxes at a time in source order. A
 // detection batch holds thousands of boxes, not millions, so one block is plenty, and the whole
-// call is one launch with no scratch to clear beforehand.
+// call is one launch with no scratch to clear beforehand. Its loads and stores of the scratch go
+// through access.cuh like the other kernels'; those inside detection.h (shared with the CPU)
+// do not, which a one-block kernel can afford: no other block could meet them.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "access.cuh"
 #include "launch.h"
 
 namespace cutmix_ext {
@@ -20,11 +23,12 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
   __shared__ int32_t bad;
   const int t = static_cast<int>(threadIdx.x);
   if (t == 0) bad = 0;
-  for (int64_t key = t; key <= 2 * a.n; key += kBoxThreads) a.start[key] = 0;
-  for (int64_t i = t; i < a.n; i += kBoxThreads) a.into[a.table[i].src] = static_cast<int32_t>(i);
+  for (int64_t key = t; key <= 2 * a.n; key += kBoxThreads) store(a.start + key, 0);
+  for (int64_t i = t; i < a.n; i += kBoxThreads) store(a.into + a.table[i].src, static_cast<int32_t>(i));
   __syncthreads();
 
-  // start[key + 1] counts the rows of each key.
+  // start[key + 1] counts the rows of each key. (Atomics are the one way the emulation's tracer
+  // lets blocks share a word they change; this kernel has one block, so nothing is shared.)
   for (int64_t k = t; k < a.m; k += kBoxThreads) {
     const int64_t s = a.idx[k];
     if (s < 0 || s >= a.n) {
@@ -33,11 +37,11 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
     }
     const Fate f = box_fate(a, k, s);
     if (f.keep_own) atomicAdd(&a.start[2 * s + 1], 1);
-    if (f.keep_pasted) atomicAdd(&a.start[2 * a.into[s] + 2], 1);
+    if (f.keep_pasted) atomicAdd(&a.start[2 * load<int32_t>(a.into + s) + 2], 1);
   }
   __syncthreads();
   if (bad != 0) {  // the host reports it: a sample outside the batch
-    if (t == 0) a.start[2 * a.n] = -1;
+    if (t == 0) store(a.start + 2 * a.n, -1);
     return;
   }
 
@@ -46,7 +50,7 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
   const int64_t len = 2 * a.n + 1, per = (len + kBoxThreads - 1) / kBoxThreads;
   const int64_t lo = t * per < len ? t * per : len, hi = lo + per < len ? lo + per : len;
   int32_t run = 0;
-  for (int64_t k = lo; k < hi; ++k) run += a.start[k];
+  for (int64_t k = lo; k < hi; ++k) run += load<int32_t>(a.start + k);
   sums[t] = run;
   __syncthreads();
   for (int d = 1; d < kBoxThreads; d *= 2) {
@@ -57,8 +61,8 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
   }
   int32_t acc = sums[t] - run;
   for (int64_t k = lo; k < hi; ++k) {
-    acc += a.start[k];
-    a.start[k] = acc;
+    acc += load<int32_t>(a.start + k);
+    store(a.start + k, acc);
   }
   __syncthreads();
 
@@ -74,7 +78,7 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
       s = a.idx[k];
       f = box_fate(a, k, s);
       if (f.keep_own) ko = static_cast<int32_t>(2 * s);
-      if (f.keep_pasted) kp = 2 * a.into[s] + 1;
+      if (f.keep_pasted) kp = 2 * load<int32_t>(a.into + s) + 1;
     }
     keys[t] = ko;
     keys[kBoxThreads + t] = kp;
@@ -91,15 +95,16 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
         last_p = last_p && up != kp;
       }
     }
-    const int32_t bo = ko >= 0 ? a.start[ko] : 0, bp = kp >= 0 ? a.start[kp] : 0;
+    const int32_t bo = ko >= 0 ? load<int32_t>(a.start + ko) : 0;
+    const int32_t bp = kp >= 0 ? load<int32_t>(a.start + kp) : 0;
     __syncthreads();  // every row has read its key's start before the last one moves it
     if (ko >= 0) {
       put_row(a, bo + ro, k, s, true, f.own_box);
-      if (last_o) a.start[ko] = bo + ro + 1;
+      if (last_o) store(a.start + ko, bo + ro + 1);
     }
     if (kp >= 0) {
-      put_row(a, bp + rp, k, a.into[s], false, f.pasted_box);
-      if (last_p) a.start[kp] = bp + rp + 1;
+      put_row(a, bp + rp, k, load<int32_t>(a.into + s), false, f.pasted_box);
+      if (last_p) store(a.start + kp, bp + rp + 1);
     }
     __syncthreads();  // the chunk's keys and starts are done with
   }
@@ -109,7 +114,7 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
 
 cudaError_t launch_detection_boxes(const BoxArgs& a, cudaStream_t stream) {
 #ifdef CUTMIX_EXT_EMULATE
-  emulate_launch(detection_boxes_kernel, 1, kBoxThreads, a);
+  emulate_launch<detection_boxes_kernel>(1, kBoxThreads, a);
   return cudaSuccess;
 #else
   detection_boxes_kernel<<<1, kBoxThreads, 0, stream>>>(a);

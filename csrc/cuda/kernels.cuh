@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "access.cuh"
 #include "launch.h"
 
 namespace cutmix_ext {
@@ -90,12 +91,17 @@ __device__ __forceinline__ const Sample* table_of(const LaunchArgs<CAP>& a) {
 // of this form is one wave of resident blocks looping over the items (see launch), so the
 // table is drawn once per resident block, not once per item; the threads share the rows, and
 // with one lam and box for the batch each thread draws it once. Block 0 reports the draw.
-__device__ void draw_table(const LaunchArgs<-1>& a, Sample* rows, bool cutmix) {
+// The table lives in static shared memory declared here, not in the kernel template: the
+// emulation poisons static shared arrays before every block, and the host compiler can place
+// only those of functions that are not templates where it finds them (tests/emulation).
+__device__ const Sample* draw_table(const LaunchArgs<-1>& a, bool cutmix) {
+  __shared__ Sample rows[kMaxDrawnBatch];
   const DeviceDraw& d = a.d;
   const MixArgs& m = a.m;
-  const uint64_t seed = d.captured ? static_cast<uint64_t>(*d.seed_ptr) : d.seed;
+  const uint64_t seed = d.captured ? static_cast<uint64_t>(load<int64_t>(d.seed_ptr)) : d.seed;
   const uint64_t offset =
-      (d.captured ? static_cast<uint64_t>(*d.offset_ptr) + d.offset_intragraph : d.offset) / 4;
+      (d.captured ? static_cast<uint64_t>(load<int64_t>(d.offset_ptr)) + d.offset_intragraph
+                  : d.offset) / 4;
   const U4 keys = feistel_keys(seed, offset);
   const int64_t first = threadIdx.x;
   for (int64_t i = first; i < m.n; i += blockDim.x) {
@@ -112,16 +118,17 @@ __device__ void draw_table(const LaunchArgs<-1>& a, Sample* rows, bool cutmix) {
   if (blockIdx.x == 0) {
     for (int64_t i = first; i < m.n; i += blockDim.x) {
       const Sample& row = rows[i];
-      d.perm_out[i] = row.src;
-      d.lam_out[i] = row.lam;
+      store(d.perm_out + i, row.src);
+      store(d.lam_out + i, row.lam);
       if (cutmix) {
-        d.boxes_out[4 * i] = row.x1;
-        d.boxes_out[4 * i + 1] = row.y1;
-        d.boxes_out[4 * i + 2] = row.x2;
-        d.boxes_out[4 * i + 3] = row.y2;
+        store(d.boxes_out + 4 * i, row.x1);
+        store(d.boxes_out + 4 * i + 1, row.y1);
+        store(d.boxes_out + 4 * i + 2, row.x2);
+        store(d.boxes_out + 4 * i + 3, row.y2);
       }
     }
   }
+  return rows;
 }
 
 template <int ES> struct Bits;
@@ -165,11 +172,6 @@ __device__ __forceinline__ V* dynamic_shared() {
   extern __shared__ uint4 dynamic_smem[];
   return reinterpret_cast<V*>(dynamic_smem);
 #endif
-}
-
-template <class V>
-__device__ __forceinline__ V load(const char* p) {
-  return *reinterpret_cast<const V*>(p);
 }
 
 // The bytes [a, b) of a 4-byte word, as a mask (a, b may fall outside [0, 4]).
@@ -243,7 +245,7 @@ __device__ void write_targets(const MixArgs& m, const Sample* table, int64_t ite
 #pragma unroll
   for (int t = 0; t < kTargetsPerThread; ++t) {
     const int64_t e = begin + int64_t{t} * TILE::kThreads;
-    if (e < total) m.targets[e] = bad ? NAN : v[t];
+    if (e < total) store(m.targets + e, bad ? NAN : v[t]);
   }
 }
 
@@ -421,9 +423,7 @@ __global__ void __launch_bounds__(TILE::kThreads, TILE::kMinBlocks)
   const Geometry& g = a.g;
   const Sample* table;
   if constexpr (CAP < 0) {
-    __shared__ Sample drawn[kMaxDrawnBatch];
-    draw_table(a, drawn, Op::kCutmix);
-    table = drawn;
+    table = draw_table(a, Op::kCutmix);
   } else {
     table = table_of(a);
   }
@@ -479,7 +479,7 @@ __global__ void __launch_bounds__(TILE::kThreads, TILE::kMinBlocks)
 #pragma unroll
     for (int k = 0; k < TILE::kPer; ++k) {
       if ((live >> k) & 1u) {
-        *reinterpret_cast<V*>(own + k * slot_step) = stash[k * TILE::kThreads + threadIdx.x];
+        store(reinterpret_cast<V*>(own + k * slot_step), stash[k * TILE::kThreads + threadIdx.x]);
       }
     }
   }
@@ -570,7 +570,7 @@ cudaError_t launch(LaunchArgs<CAP>& a, cudaStream_t stream) {
     if (allowed != cudaSuccess) return allowed;
   }
 #ifdef CUTMIX_EXT_EMULATE  // tests/emulation runs the kernels on the CPU
-  emulate_launch(kernel, static_cast<unsigned>(blocks), TILE::kThreads, a, kShared);
+  emulate_launch<kernel>(static_cast<unsigned>(blocks), TILE::kThreads, a, kShared);
   return cudaSuccess;
 #else
   kernel<<<static_cast<unsigned>(blocks), TILE::kThreads, kShared, stream>>>(a);
@@ -591,15 +591,25 @@ bool use_vector(const MixArgs& m) {
   return Op::kElemSize < kBytes && aligned(m, m.w * m.q, kBytes);
 }
 
-// CutMix and the general op visit the union of the boxes, chunk by chunk.
+// CutMix and the general op visit the union of the boxes, chunk by chunk (of `bytes`, elements
+// of `es` bytes); MixUp every chunk of every row. (tests/emulation checks both for every N.)
+template <class TILE>
+Geometry boxed_geometry(const MixArgs& m, int64_t es, int64_t bytes) {
+  const int64_t pix = m.q * es;
+  return geometry<TILE>(m, m.a * (m.uy2 - m.uy1), m.uy2 - m.uy1, m.uy1, m.ux1 * pix / bytes,
+                        (m.ux2 * pix + bytes - 1) / bytes);
+}
+template <class TILE>
+Geometry whole_geometry(const MixArgs& m, int64_t es, int64_t bytes) {
+  return geometry<TILE>(m, m.a * m.h, m.h, 0, 0, m.w * m.q * es / bytes);
+}
+
 template <template <class, int> class Op, class T, class TILE, int CAP>
 cudaError_t launch_boxed(LaunchArgs<CAP>& a, cudaStream_t stream) {
   constexpr int ES = sizeof(T), VB = vector_bytes<TILE, Op<T, ES>>();
   const MixArgs& m = a.m;
   const bool vec = use_vector<TILE, Op<T, ES>>(m);
-  const int64_t bytes = vec ? VB : ES, pix = m.q * ES;
-  a.g = geometry<TILE>(m, m.a * (m.uy2 - m.uy1), m.uy2 - m.uy1, m.uy1, m.ux1 * pix / bytes,
-                       (m.ux2 * pix + bytes - 1) / bytes);
+  a.g = boxed_geometry<TILE>(m, ES, vec ? VB : ES);
   return vec ? launch<Op<T, VB>, TILE>(a, stream) : launch<Op<T, ES>, TILE>(a, stream);
 }
 
@@ -611,8 +621,7 @@ cudaError_t launch_mixup(LaunchArgs<CAP>& a, cudaStream_t stream) {
   constexpr int ES = sizeof(T), VB = vector_bytes<TILE, MixUpOp<T, ES>>();
   const MixArgs& m = a.m;
   const bool vec = use_vector<TILE, MixUpOp<T, ES>>(m);
-  const int64_t bytes = vec ? VB : ES;
-  a.g = geometry<TILE>(m, m.a * m.h, m.h, 0, 0, m.w * m.q * ES / bytes);
+  a.g = whole_geometry<TILE>(m, ES, vec ? VB : ES);
   return vec ? launch<MixUpOp<T, VB>, TILE>(a, stream) : launch<MixUpOp<T, ES>, TILE>(a, stream);
 }
 
@@ -714,11 +723,11 @@ __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_con
   const T* x = reinterpret_cast<const T*>(&own_v);
   const T* z = reinterpret_cast<const T*>(&src_v);
   if (!m.cutmix) {
-    own_v = *reinterpret_cast<const V*>(own);
-    src_v = *reinterpret_cast<const V*>(src);
+    own_v = load<V>(own);
+    src_v = load<V>(src);
 #pragma unroll
     for (int e = 0; e < C::kElems; ++e) o[e] = blend_one(x[e], z[e], row.wa, row.wb);
-    *reinterpret_cast<V*>(dst) = out_v;
+    store(reinterpret_cast<V*>(dst), out_v);
     return;
   }
   // Element e lies in pixel column (lo + e) / q; self is dropped inside keep, x[src] taken inside take.
@@ -727,8 +736,8 @@ __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_con
   const int64_t t1 = tr ? row.take.x1 * m.q : 0, t2 = tr ? row.take.x2 * m.q : 0;
   const int64_t hi = lo + C::kElems;
   const bool any_self = lo < k1 || hi > k2, any_src = lo < t2 && hi > t1;
-  if (any_self) own_v = *reinterpret_cast<const V*>(own);
-  if (any_src) src_v = *reinterpret_cast<const V*>(src);
+  if (any_self) own_v = load<V>(own);
+  if (any_src) src_v = load<V>(src);
 #pragma unroll
   for (int e = 0; e < C::kElems; ++e) {
     const int64_t el = lo + e;
@@ -738,7 +747,7 @@ __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_con
            : in_take       ? z[e]
                            : from_float<T>(0.0f);
   }
-  *reinterpret_cast<V*>(dst) = out_v;
+  store(reinterpret_cast<V*>(dst), out_v);
 }
 
 inline bool gather_aligned16(const GatherArgs& m) {
@@ -760,11 +769,15 @@ cudaError_t launch_gather_as(GatherLaunch<CAP>& a, cudaStream_t stream) {
   const int64_t blocks = (a.total + kGatherThreads - 1) / kGatherThreads;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  auto kernel = vec ? gather_kernel<T, true, CAP> : gather_kernel<T, false, CAP>;
 #ifdef CUTMIX_EXT_EMULATE
-  emulate_launch(kernel, static_cast<unsigned>(blocks), kGatherThreads, a);
+  if (vec) {
+    emulate_launch<gather_kernel<T, true, CAP>>(static_cast<unsigned>(blocks), kGatherThreads, a);
+  } else {
+    emulate_launch<gather_kernel<T, false, CAP>>(static_cast<unsigned>(blocks), kGatherThreads, a);
+  }
   return cudaSuccess;
 #else
+  auto kernel = vec ? gather_kernel<T, true, CAP> : gather_kernel<T, false, CAP>;
   kernel<<<static_cast<unsigned>(blocks), kGatherThreads, 0, stream>>>(a);
   return cudaGetLastError();
 #endif
