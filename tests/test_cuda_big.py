@@ -3,8 +3,9 @@ on a real GPU: per-sample boxes and lambdas, a random pairing, so every block's 
 partners whose positions other blocks own at the same time. The in-place result must equal the
 out-of-place kernel's (which reads a separate input, so it cannot race) and the CPU backend's,
 bit for bit, three times with fresh data: a race shows as a difference that comes and goes.
-compute-sanitizer's racecheck sees shared memory only, and the emulation runs one block at a
-time; only this sees blocks racing on global memory."""
+compute-sanitizer's racecheck sees shared memory only; the emulation's ownership tracer
+(test_cuda_emulated.py) finds a byte two blocks touch on small batches; this runs the sizes
+people train with, on the hardware."""
 import pytest
 import torch
 from conftest import needs_cuda
