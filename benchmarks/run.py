@@ -433,10 +433,10 @@ def main(argv=None):
     parser.add_argument("--list", action="store_true",
                         help="print the cases and implementations that would run, and stop (needs no GPU)")
     args = parser.parse_args(argv)
+    todo = [c for c in cases(args.device, args.quick) if args.only is None or args.only in c.label]
+    impls = [i for i in I.implementations(args.device) if i.floor or args.impls is None or
+             any(w in i.name for w in args.impls.split(","))]
     if args.list:
-        todo = [c for c in cases(args.device, args.quick) if args.only is None or args.only in c.label]
-        impls = [i for i in I.implementations(args.device) if i.floor or args.impls is None or
-                 any(w in i.name for w in args.impls.split(","))]
         print(f"{len(todo)} cases on {args.device}{' (--quick)' if args.quick else ''}: " +
               "; ".join(c.label for c in todo))
         print(f"{len(impls)} implementations: " + "; ".join(i.name for i in impls))
@@ -449,9 +449,6 @@ def main(argv=None):
     args.min_run_time = args.min_run_time if args.min_run_time is not None else (0.05 if args.quick else 0.3)
     args.min_samples = args.min_samples or (3 if args.quick else 7)
 
-    todo = [c for c in cases(args.device, args.quick) if args.only is None or args.only in c.label]
-    impls = [i for i in I.implementations(args.device) if i.floor or args.impls is None or
-             any(w in i.name for w in args.impls.split(","))]
     with_loader = args.device == "cpu" and not args.no_loader
     progress = Progress(len(todo) * len(impls) + with_loader)
     clock = Clock(args.device)
