@@ -213,8 +213,10 @@ CUTMIX_HD double label_prob(const MixArgs& m, int64_t i, int64_t k) {
   }
 }
 
+// lam * sa + (1 - lam) * sb rounded once; where sa == sb (always so for a sample paired with
+// itself), sa itself, which the blend is in exact arithmetic but can miss by a rounding.
 CUTMIX_HD float target_value(double lam, double sa, double sb) {
-  return static_cast<float>(dadd(dmul(lam, sa), dmul(1.0 - lam, sb)));
+  return static_cast<float>(sa == sb ? sa : dadd(dmul(lam, sa), dmul(1.0 - lam, sb)));
 }
 
 // ---- Drawing the parameters inside the kernel (sampling="device", CUDA graphs) ----

@@ -18,8 +18,13 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include <optional>
+#include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
+#include <vector>
+
+#include "plan.h"
 
 #ifndef CUTMIX_EXT_TORCH_VERSION
 #define CUTMIX_EXT_TORCH_VERSION "unknown"
@@ -221,7 +226,8 @@ PyObject* mix(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       !plain_tensor(args[4], lam) || !plain_tensor(args[5], mode) ||
       !plain_number(args[6], fill) || !plain_optional_int(args[7], num_classes) ||
       !plain_number(args[8], smoothing) ||
-      (labels.has_value() && labels->device() != images.device())) {
+      (labels.has_value() && labels->device() != images.device()) || !perm.device().is_cpu() ||
+      !boxes.device().is_cpu() || !lam.device().is_cpu() || !mode.device().is_cpu()) {
     return not_implemented();
   }
   static const auto general = op("cutmix_ext::mix_").typed<Mix>();
@@ -234,6 +240,71 @@ PyObject* mix(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   END_HANDLE_TH_ERRORS
 }
 
+// Pairs (name, tensor) from a tuple; false, with a TypeError set, for anything else.
+bool named_tensors(PyObject* o, std::vector<std::pair<std::string, at::Tensor>>& out) {
+  if (!PyTuple_Check(o)) {
+    PyErr_SetString(PyExc_TypeError, "expected a tuple of (name, tensor) pairs");
+    return false;
+  }
+  for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(o); ++k) {
+    PyObject* pair = PyTuple_GET_ITEM(o, k);
+    std::string_view name;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+        !plain_str(PyTuple_GET_ITEM(pair, 0), name) ||
+        !THPVariable_Check(PyTuple_GET_ITEM(pair, 1))) {
+      PyErr_SetString(PyExc_TypeError, "expected a tuple of (name, tensor) pairs");
+      return false;
+    }
+    out.emplace_back(std::string(name), THPVariable_Unpack(PyTuple_GET_ITEM(pair, 1)));
+  }
+  return true;
+}
+
+// check_mix_(name, tensor, perm, boxes, lam, mode, fill, others) -> None: every check the op mix_
+// makes of `tensor` (called `name` in the messages; no labels), and that it shares no memory
+// with any of `others`, (name, tensor) pairs. For what a call mixes after its images (masks, a
+// second image): checked before the images are written.
+PyObject* check_mix(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (wrong_arity(nargs, 8, "check_mix_")) return nullptr;
+  std::string_view name_view;
+  double fill = 0.0;
+  std::vector<std::pair<std::string, at::Tensor>> others;
+  if (!plain_str(args[0], name_view) || !THPVariable_Check(args[1]) ||
+      !THPVariable_Check(args[2]) || !THPVariable_Check(args[3]) || !THPVariable_Check(args[4]) ||
+      !THPVariable_Check(args[5]) || !plain_number(args[6], fill)) {
+    PyErr_SetString(PyExc_TypeError, "check_mix_: unexpected argument types");
+    return nullptr;
+  }
+  if (!named_tensors(args[7], others)) return nullptr;
+  const std::string name(name_view);
+  const at::Tensor tensor = THPVariable_Unpack(args[1]);
+  cutmix_ext::make_elem_plan(tensor, at::Tensor(), THPVariable_Unpack(args[2]),
+                             THPVariable_Unpack(args[3]), THPVariable_Unpack(args[4]),
+                             THPVariable_Unpack(args[5]), fill, std::nullopt, 0.0, name.c_str());
+  for (const auto& [other_name, other] : others) {
+    cutmix_ext::check_disjoint(tensor, name.c_str(), other, other_name.c_str());
+  }
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
+// check_pairs_(perm, lam, n) -> None: the op's checks of params.perm and params.lam for a batch
+// of n, for mix_targets, which mixes no images.
+PyObject* check_pairs(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (wrong_arity(nargs, 3, "check_pairs_")) return nullptr;
+  std::optional<int64_t> n;
+  if (!THPVariable_Check(args[0]) || !THPVariable_Check(args[1]) ||
+      !plain_optional_int(args[2], n) || !n.has_value()) {
+    PyErr_SetString(PyExc_TypeError, "check_pairs_: unexpected argument types");
+    return nullptr;
+  }
+  cutmix_ext::check_pairs(THPVariable_Unpack(args[0]), THPVariable_Unpack(args[1]), *n);
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
 PyMethodDef methods[] = {
     {"sampled_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&sampled)),
      METH_FASTCALL, "cutmix_/mixup_ with drawn parameters; NotImplemented for unusual arguments"},
@@ -241,6 +312,10 @@ PyMethodDef methods[] = {
      METH_FASTCALL, "cutmix_/mixup_ with given parameters; NotImplemented for unusual arguments"},
     {"mix_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&mix)), METH_FASTCALL,
      "the general op mix_; NotImplemented for unusual arguments"},
+    {"check_mix_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&check_mix)),
+     METH_FASTCALL, "the checks of mix_ on a tensor mixed after the images"},
+    {"check_pairs_", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&check_pairs)),
+     METH_FASTCALL, "the checks of params.perm and params.lam"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -9,9 +9,54 @@
 #include <limits>
 
 namespace cutmix_ext {
+
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kByte: return "torch.uint8";
+    case at::kChar: return "torch.int8";
+    case at::kShort: return "torch.int16";
+    case at::kInt: return "torch.int32";
+    case at::kLong: return "torch.int64";
+    case at::kBool: return "torch.bool";
+    case at::kHalf: return "torch.float16";
+    case at::kBFloat16: return "torch.bfloat16";
+    case at::kFloat: return "torch.float32";
+    case at::kDouble: return "torch.float64";
+    case at::kComplexHalf: return "torch.complex32";
+    case at::kComplexFloat: return "torch.complex64";
+    case at::kComplexDouble: return "torch.complex128";
+    default: return std::string("torch.") + c10::toString(t);
+  }
+}
+
+std::string dtype_name(const at::Tensor& t) { return t.defined() ? dtype_name(t.scalar_type()) : "None"; }
+
+void check_disjoint(const at::Tensor& written, const char* written_name, const at::Tensor& other,
+                    const char* other_name) {
+  if (!written.defined() || !other.defined() || written.numel() == 0 || other.numel() == 0 ||
+      !written.has_storage() || !other.has_storage() ||
+      !written.storage().is_alias_of(other.storage())) {
+    return;
+  }
+  // The byte ranges the two views span within their storage; intersecting spans are refused
+  // even where the views interleave without a common element: telling those apart costs more
+  // than such a call is worth.
+  auto span = [](const at::Tensor& t) {
+    int64_t last = 0;
+    for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
+    const int64_t begin = t.storage_offset() * static_cast<int64_t>(t.element_size());
+    return std::pair<int64_t, int64_t>{begin, begin + (last + 1) * static_cast<int64_t>(t.element_size())};
+  };
+  const auto [wb, we] = span(written);
+  const auto [ob, oe] = span(other);
+  TORCH_CHECK_VALUE(!(wb < oe && ob < we), other_name, ": shares memory with ", written_name,
+                    ", which the call writes in place; pass a tensor of its own (",
+                    other_name, ".clone())");
+}
+
 namespace {
 
-ScalarKind image_scalar(const at::Tensor& images, const char* name = "images") {
+ScalarKind image_scalar(const at::Tensor& images, const char* name) {
   switch (images.scalar_type()) {
     case at::kByte: return kU8;
     case at::kHalf: return kF16;
@@ -24,7 +69,7 @@ ScalarKind image_scalar(const at::Tensor& images, const char* name = "images") {
     case at::kLong:
     case at::kBool: return kBits;
     default:
-      TORCH_CHECK_TYPE(false, name, ": unsupported dtype ", images.scalar_type(),
+      TORCH_CHECK_TYPE(false, name, ": unsupported dtype ", dtype_name(images),
                        "; expected uint8, float16, bfloat16, float32 or float64 (or an integer "
                        "or bool mask for CutMix and CutOut)");
   }
@@ -73,10 +118,10 @@ bool layout_of(const at::Tensor& images, MixArgs& m) {
   return ok;
 }
 
-void describe_layout(const at::Tensor& images, MixArgs& m) {
+void describe_layout(const at::Tensor& images, MixArgs& m, const char* name) {
   const auto sizes = images.sizes();
   const auto strides = images.strides();
-  TORCH_CHECK_VALUE(layout_of(images, m), "images: unsupported memory layout (shape ", sizes,
+  TORCH_CHECK_VALUE(layout_of(images, m), name, ": unsupported memory layout (shape ", sizes,
                     ", strides ", strides, "); in-place mixing needs the width or the channels "
                     "innermost, as in a contiguous or channels_last tensor");
 
@@ -89,7 +134,7 @@ void describe_layout(const at::Tensor& images, MixArgs& m) {
   int64_t extent = 1;
   for (const Dim& dim : dims) {
     if (dim.size <= 1) continue;
-    TORCH_CHECK_VALUE(dim.stride >= extent, "images: overlapping memory (shape ", sizes,
+    TORCH_CHECK_VALUE(dim.stride >= extent, name, ": overlapping memory (shape ", sizes,
                       ", strides ", strides, "), as in an expanded view; in-place mixing ",
                       "needs every element stored once");
     extent = dim.stride * dim.size;
@@ -136,7 +181,7 @@ void describe_labels(const at::Tensor& images, const at::Tensor& labels,
     m.num_classes = labels.size(1);
   } else {
     TORCH_CHECK_TYPE(false, "labels: expected int64/int32 class indices of shape (N,) or ",
-                     "floating-point targets of shape (N, K), got dtype ", dt);
+                     "floating-point targets of shape (N, K), got dtype ", dtype_name(dt));
   }
   m.labels = labels.data_ptr();
 
@@ -154,7 +199,7 @@ void describe_perm(const at::Tensor& perm, Plan& p) {
   MixArgs& m = p.args;
   TORCH_CHECK_TYPE(perm.defined() && perm.scalar_type() == at::kLong,
                    "params.perm: expected an int64 tensor, got ",
-                   perm.defined() ? c10::toString(perm.scalar_type()) : "None");
+                   dtype_name(perm));
   TORCH_CHECK_VALUE(perm.is_cpu(), "params.perm: expected a CPU tensor, got ", perm.device());
   TORCH_CHECK_VALUE(perm.dim() == 1 && perm.size(0) == m.n, "params.perm: expected shape (",
                     m.n, ",), got ", perm.sizes());
@@ -178,7 +223,7 @@ void describe_boxes(const at::Tensor& boxes, Plan& p) {
   MixArgs& m = p.args;
   TORCH_CHECK_TYPE(boxes.defined() && boxes.scalar_type() == at::kLong,
                    "params.boxes: expected an int64 tensor, got ",
-                   boxes.defined() ? c10::toString(boxes.scalar_type()) : "None");
+                   dtype_name(boxes));
   TORCH_CHECK_VALUE(boxes.is_cpu(), "params.boxes: expected a CPU tensor, got ", boxes.device());
   TORCH_CHECK_VALUE(boxes.dim() == 2 && boxes.size(0) == m.n && boxes.size(1) == 4,
                     "params.boxes: expected shape (N, 4) = (", m.n, ", 4), got ", boxes.sizes());
@@ -215,7 +260,7 @@ void describe_lam(const at::Tensor& lam, Plan& p) {
   TORCH_CHECK_TYPE(lam.defined() && (lam.scalar_type() == at::kDouble ||
                                      lam.scalar_type() == at::kFloat),
                    "params.lam: expected a float64 or float32 tensor, got ",
-                   lam.defined() ? c10::toString(lam.scalar_type()) : "None");
+                   dtype_name(lam));
   TORCH_CHECK_VALUE(lam.is_cpu(), "params.lam: expected a CPU tensor, got ", lam.device());
   TORCH_CHECK_VALUE(lam.dim() == 1 && lam.size(0) == m.n, "params.lam: expected shape (", m.n,
                     ",), got ", lam.sizes());
@@ -261,16 +306,23 @@ void describe_params(bool cutmix, const at::Tensor& perm, const at::Tensor& para
 
 }  // namespace
 
-void check_image_shape(const at::Tensor& images) {
-  TORCH_CHECK_TYPE(images.defined(), "images: expected a tensor, got None");
-  TORCH_CHECK_VALUE(images.dim() >= 4, "images: expected a batch of shape (N, C, H, W) or ",
+void check_pairs(const at::Tensor& perm, const at::Tensor& lam, int64_t n) {
+  Plan p;
+  p.args.n = n;
+  p.args.h = p.args.w = 1;
+  describe_params(false, perm, lam, p);
+}
+
+void check_image_shape(const at::Tensor& images, const char* name) {
+  TORCH_CHECK_TYPE(images.defined(), name, ": expected a tensor, got None");
+  TORCH_CHECK_VALUE(images.dim() >= 4, name, ": expected a batch of shape (N, C, H, W) or ",
                     "(N, ..., H, W), got shape ", images.sizes());
   TORCH_CHECK_VALUE(images.size(-1) > 0 && images.size(-2) > 0,
-                    "images: height and width must be positive, got shape ", images.sizes());
+                    name, ": height and width must be positive, got shape ", images.sizes());
   TORCH_CHECK_VALUE(images.size(0) < std::numeric_limits<int32_t>::max() &&
                         images.size(-1) < std::numeric_limits<int32_t>::max() &&
                         images.size(-2) < std::numeric_limits<int32_t>::max(),
-                    "images: batch size, height and width must be below 2^31, got shape ",
+                    name, ": batch size, height and width must be below 2^31, got shape ",
                     images.sizes());
 }
 
@@ -278,12 +330,12 @@ namespace {
 
 // The checks and the description shared by every in-place op, before its parameters.
 Plan describe_call(const at::Tensor& images, const at::Tensor& labels,
-                   std::optional<int64_t> num_classes, double label_smoothing) {
+                   std::optional<int64_t> num_classes, double label_smoothing, const char* name) {
   Plan p;
   MixArgs& m = p.args;
-  check_image_shape(images);
-  m.scalar = image_scalar(images);
-  describe_layout(images, m);
+  check_image_shape(images, name);
+  m.scalar = image_scalar(images, name);
+  describe_layout(images, m, name);
   m.elem_size = static_cast<int32_t>(images.element_size());
   m.images = images.data_ptr();
 
@@ -295,6 +347,17 @@ Plan describe_call(const at::Tensor& images, const at::Tensor& labels,
   return p;
 }
 
+// The images are written in place: nothing the call reads may share their memory.
+void check_inputs_apart(const at::Tensor& images, const char* name, const at::Tensor& labels,
+                        const at::Tensor& perm, const at::Tensor& boxes, const at::Tensor& lam,
+                        const at::Tensor& mode) {
+  check_disjoint(images, name, labels, "labels");
+  check_disjoint(images, name, perm, "params.perm");
+  check_disjoint(images, name, boxes, "params.boxes");
+  check_disjoint(images, name, lam, "params.lam");
+  check_disjoint(images, name, mode, "params.mode");
+}
+
 }  // namespace
 
 Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
@@ -302,14 +365,14 @@ Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
                          const at::Tensor& lam, int64_t height, int64_t width,
                          double min_visibility) {
   TORCH_CHECK_VALUE(boxes.dim() == 2 && boxes.size(1) == 4 && boxes.scalar_type() == at::kDouble,
-                    "boxes: expected float64 (M, 4), got ", boxes.scalar_type(), " ",
+                    "boxes: expected float64 (M, 4), got ", dtype_name(boxes), " ",
                     boxes.sizes());
   const int64_t m = boxes.size(0);
   TORCH_CHECK_VALUE(m < (int64_t{1} << 30), "boxes: at most 2^30 boxes, got ", m);
   TORCH_CHECK_VALUE(idx.scalar_type() == at::kLong && idx.dim() == 1 && idx.size(0) == m &&
                         idx.device() == boxes.device(),
                     "idx: expected int64 (", m, ",) on ", boxes.device(), ", got ",
-                    idx.scalar_type(), " ", idx.sizes(), " on ", idx.device());
+                    dtype_name(idx), " ", idx.sizes(), " on ", idx.device());
   TORCH_CHECK_VALUE(min_visibility >= 0.0 && min_visibility <= 1.0,
                     "min_visibility: expected a number in [0, 1], got ", min_visibility);
   TORCH_CHECK_VALUE(perm.dim() == 1 && perm.size(0) < (int64_t{1} << 30),
@@ -354,18 +417,21 @@ BoxOutputs box_outputs(BoxArgs& a, const at::Tensor& boxes, const at::Tensor& id
 Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
                const at::Tensor& perm, const at::Tensor& params,
                std::optional<int64_t> num_classes, double label_smoothing) {
-  Plan p = describe_call(images, labels, num_classes, label_smoothing);
+  Plan p = describe_call(images, labels, num_classes, label_smoothing, "images");
   TORCH_CHECK_TYPE(cutmix || p.args.scalar != kBits, "images: MixUp blends values, so it needs ",
-                   "uint8 or floating-point images, got ", images.scalar_type());
+                   "uint8 or floating-point images, got ", dtype_name(images));
   describe_params(cutmix, perm, params, p);
+  check_inputs_apart(images, "images", labels, perm, cutmix ? params : at::Tensor(),
+                     cutmix ? at::Tensor() : params, at::Tensor());
   if (!cutmix) merge_rows(p.args);
   return p;
 }
 
 Plan make_elem_plan(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& perm,
                     const at::Tensor& boxes, const at::Tensor& lam, const at::Tensor& mode,
-                    double fill, std::optional<int64_t> num_classes, double label_smoothing) {
-  Plan p = describe_call(images, labels, num_classes, label_smoothing);
+                    double fill, std::optional<int64_t> num_classes, double label_smoothing,
+                    const char* name) {
+  Plan p = describe_call(images, labels, num_classes, label_smoothing, name);
   MixArgs& m = p.args;
   describe_params(true, perm, boxes, p);
   describe_lam(lam, p);  // overwrites only lam (and the shared flag, unused here)
@@ -373,7 +439,7 @@ Plan make_elem_plan(const at::Tensor& images, const at::Tensor& labels, const at
                                       mode.scalar_type() == at::kChar ||
                                       mode.scalar_type() == at::kByte),
                    "params.mode: expected an int64 or int8 tensor, got ",
-                   mode.defined() ? c10::toString(mode.scalar_type()) : "None");
+                   dtype_name(mode));
   TORCH_CHECK_VALUE(mode.is_cpu(), "params.mode: expected a CPU tensor, got ", mode.device());
   TORCH_CHECK_VALUE(mode.dim() == 1 && mode.size(0) == m.n, "params.mode: expected shape (", m.n,
                     ",), got ", mode.sizes());
@@ -385,20 +451,21 @@ Plan make_elem_plan(const at::Tensor& images, const at::Tensor& labels, const at
     TORCH_CHECK_VALUE(v == kModeCut || v == kModeBlend || v == kModeFill, "params.mode: entry ",
                       i, " is ", v, "; expected 0 (paste), 1 (blend) or 2 (fill)");
     TORCH_CHECK_TYPE(v != kModeBlend || m.scalar != kBits, "params.mode: sample ", i,
-                     " blends (MixUp), which needs uint8 or floating-point images, got ",
-                     images.scalar_type());
+                     " blends (MixUp), which needs uint8 or floating-point ", name, ", got ",
+                     dtype_name(images));
     p.table[i].mode = static_cast<int32_t>(v);
     any_fill = any_fill || v == kModeFill;
   }
   m.fill_bits = 0;
   if (any_fill) {
     TORCH_CHECK_VALUE(images.is_floating_point() || (std::isfinite(fill) && std::abs(fill) < 1e18),
-                      "fill: ", fill, " is not a value of dtype ", images.scalar_type());
+                      "fill: ", fill, " is not a value of dtype ", dtype_name(images));
     const at::Tensor f = at::scalar_tensor(fill, at::kDouble).to(images.scalar_type());
     TORCH_CHECK_VALUE(images.is_floating_point() || f.to(at::kDouble).item<double>() == fill,
-                      "fill: ", fill, " is not a value of dtype ", images.scalar_type());
+                      "fill: ", fill, " is not a value of dtype ", dtype_name(images));
     std::memcpy(&m.fill_bits, f.data_ptr(), f.element_size());
   }
+  check_inputs_apart(images, name, labels, perm, boxes, lam, mode);
   p.shared = false;  // the kernels read every sample's mode from the table
   return p;
 }
@@ -453,10 +520,10 @@ GatherPlan make_gather_plan(bool cutmix, bool transpose, const at::Tensor& x,
                     "x: batch size, height and width must be below 2^31, got shape ", x.sizes());
   const ScalarKind scalar = image_scalar(x, "x");
   TORCH_CHECK_TYPE(scalar != kBits, "x: expected uint8 or floating-point values, got ",
-                   x.scalar_type());
+                   dtype_name(x));
   // The transposed form adds two values where boxes overlap; only gradients take it.
   TORCH_CHECK_TYPE(!transpose || scalar != kU8, "x: the transposed (backward) form needs a "
-                   "floating-point tensor, got ", x.scalar_type());
+                   "floating-point tensor, got ", dtype_name(x));
 
   Plan p;
   p.args.n = x.size(0);

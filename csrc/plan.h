@@ -3,6 +3,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "detection.h"
@@ -27,9 +28,11 @@ Plan make_plan(bool cutmix, const at::Tensor& images, const at::Tensor& labels,
 
 // The general op `mix_`: per sample a box, a mode (SampleMode) and lam, which weighs the
 // targets and, for kModeBlend, the pixels. labels may be undefined: no targets (K = 0).
+// `name` is what the messages call the images (a mask mixed with the same parameters: "masks").
 Plan make_elem_plan(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& perm,
                     const at::Tensor& boxes, const at::Tensor& lam, const at::Tensor& mode,
-                    double fill, std::optional<int64_t> num_classes, double label_smoothing);
+                    double fill, std::optional<int64_t> num_classes, double label_smoothing,
+                    const char* name = "images");
 
 // sampling="device": the same checks, without parameters. The kernels draw the table
 // themselves, so the plan visits the whole image and reads no host table.
@@ -52,8 +55,22 @@ struct BoxOutputs {
 };
 BoxOutputs box_outputs(BoxArgs& a, const at::Tensor& boxes, const at::Tensor& idx, int64_t rows);
 
+// The checks of params.perm and params.lam for a batch of n, where no images are mixed
+// (mix_targets).
+void check_pairs(const at::Tensor& perm, const at::Tensor& lam, int64_t n);
+
 // The checks on the images that come before sampling: a tensor of shape (N, ..., H, W), H, W > 0.
-void check_image_shape(const at::Tensor& images);
+void check_image_shape(const at::Tensor& images, const char* name = "images");
+
+// A dtype as Python spells it ("torch.int8", where C++ says "Char"); "None" for no tensor.
+std::string dtype_name(at::ScalarType t);
+std::string dtype_name(const at::Tensor& t);
+
+// Refuses `other` when its memory meets that of `written`, which the call writes in place: a
+// view of the images passed as labels would be read after it was overwritten. Messages name
+// both.
+void check_disjoint(const at::Tensor& written, const char* written_name, const at::Tensor& other,
+                    const char* other_name);
 
 // The out-of-place form (the ops `cutmix` and `mixup`, also their backward): validates x and
 // the parameters, allocates the output and fills one GatherRow per sample.

@@ -244,7 +244,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sample_and_apply(
   if (perm.has_value()) {
     TORCH_CHECK_TYPE(perm->scalar_type() == at::kLong || perm->scalar_type() == at::kInt,
                      "pairing: expected an int64 tensor of partners, got dtype ",
-                     perm->scalar_type());
+                     dtype_name(perm->scalar_type()));
     p = perm->to(at::kCPU, at::kLong, /*non_blocking=*/false, /*copy=*/true);
   }
   static const auto apply_cutmix = c10::Dispatcher::singleton()

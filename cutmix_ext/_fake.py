@@ -5,6 +5,14 @@ import torch
 __all__ = []
 
 
+def _on_host(**params):
+    # The kernels read the parameters on the host; anywhere else (meta, CUDA) the call would
+    # reach this kernel instead of the real one and return nothing mixed.
+    for name, t in params.items():
+        if t is not None and t.device.type != "cpu":
+            raise ValueError(f"params.{name}: expected a CPU tensor, got {t.device}")
+
+
 def _targets(images, labels, num_classes):
     k = labels.shape[1] if labels.dim() == 2 else num_classes
     return images.new_empty((images.shape[0], k), dtype=torch.float32)
@@ -12,16 +20,19 @@ def _targets(images, labels, num_classes):
 
 @torch.library.register_fake("cutmix_ext::cutmix_")
 def _cutmix_fake(images, labels, perm, boxes, num_classes, label_smoothing):
+    _on_host(perm=perm, boxes=boxes)
     return _targets(images, labels, num_classes)
 
 
 @torch.library.register_fake("cutmix_ext::mixup_")
 def _mixup_fake(images, labels, perm, lam, num_classes, label_smoothing):
+    _on_host(perm=perm, lam=lam)
     return _targets(images, labels, num_classes)
 
 
 @torch.library.register_fake("cutmix_ext::mix_")
 def _mix_fake(images, labels, perm, boxes, lam, kind, fill, num_classes, label_smoothing):
+    _on_host(perm=perm, boxes=boxes, lam=lam, mode=kind)
     if labels is None:
         return images.new_empty((images.shape[0], 0), dtype=torch.float32)
     return _targets(images, labels, num_classes)
@@ -40,11 +51,13 @@ def _gather_out(x):
 
 @torch.library.register_fake("cutmix_ext::cutmix")
 def _cutmix_out_fake(x, perm, boxes, transpose=False):
+    _on_host(perm=perm, boxes=boxes)
     return _gather_out(x)
 
 
 @torch.library.register_fake("cutmix_ext::mixup")
 def _mixup_out_fake(x, perm, lam, transpose=False):
+    _on_host(perm=perm, lam=lam)
     return _gather_out(x)
 
 
@@ -79,6 +92,7 @@ def _device_sampled_fake(images, labels, num_classes, label_smoothing, alpha, cu
 
 @torch.library.register_fake("cutmix_ext::detection_boxes")
 def _detection_boxes_fake(boxes, idx, perm, patch, lam, height, width, min_visibility):
+    _on_host(perm=perm, boxes=patch, lam=lam)
     # How many boxes are kept depends on their values: a size known only when run.
     r = torch.library.get_ctx().new_dynamic_size()
     return (boxes.new_empty((r, 4)), idx.new_empty((r,)), idx.new_empty((r,)),

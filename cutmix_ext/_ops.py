@@ -45,14 +45,19 @@ def sample_params(size: Union[torch.Tensor, Sequence[int]], mode: str = "cutmix"
     """
     if mode not in ("cutmix", "mixup", "cutout"):
         raise ValueError(f"mode: expected 'cutmix', 'mixup' or 'cutout', got {mode!r}")
-    shape = tuple(size.shape) if isinstance(size, torch.Tensor) else tuple(size)
-    if len(shape) < 4:
-        raise ValueError(f"size: expected a batch shape (N, C, H, W) or (N, ..., H, W), got {shape}")
+    shape = tuple(size.shape) if isinstance(size, torch.Tensor) else \
+        tuple(size) if isinstance(size, (tuple, list, torch.Size)) else None
+    if shape is None or len(shape) < 4 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in shape):
+        raise ValueError(f"size: expected a batch shape (N, C, H, W) or (N, ..., H, W), got {size!r}")
     n, h, w = shape[0], shape[-2], shape[-1]
+    if h == 0 or w == 0:
+        raise ValueError(f"size: height and width must be positive, got {shape}")
+    _sampling.check_flag(per_sample, "per_sample")
     p = _sampling.check_probability(p)
-    _sampling.check_box(box, center_std)
+    _sampling.check_box(box, center_std, "size" if mode == "cutout" else "box")
     _sampling.target_lam(torch.ones(0, dtype=torch.float64), label)
-    name, perm = _check_sampling(alpha, pairing, generator)
+    name, perm = _check_sampling(alpha, pairing, generator, n)
     if mode == "cutout":
         return _sampling.cutout(n, h, w, size=box, alpha=float(alpha), per_sample=per_sample, p=p,
                                 generator=generator)
@@ -74,20 +79,70 @@ def sample_params(size: Union[torch.Tensor, Sequence[int]], mode: str = "cutmix"
     return MixParams(drawn, boxes if cutmix else None, lam, (h, w))
 
 
-def _check_sampling(alpha, pairing, generator):
-    """Returns (pairing name, explicit partner tensor or None)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(f"alpha: expected a number, got {type(alpha).__name__}")
+def _check_sampling(alpha, pairing, generator, n=None):
+    """Returns (pairing name, explicit partner tensor or None). With n, a partner tensor is
+    checked to be a permutation of range(n)."""
+    _sampling.check_alpha(alpha)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
     if isinstance(pairing, torch.Tensor):
         if pairing.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"pairing: expected an int64 tensor of partners, got dtype {pairing.dtype}")
+        if pairing.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"pairing: expected a CPU or CUDA tensor, got one on {pairing.device}")
+        if n is not None:
+            _check_partners(pairing, n)
         return "roll", pairing
     if not isinstance(pairing, str):
         raise TypeError(f"pairing: expected 'roll', 'flip', 'random' or an int64 tensor, got "
                         f"{type(pairing).__name__}")
     return pairing, None
+
+
+def _check_partners(pairing, n):
+    if tuple(pairing.shape) != (n,):
+        raise ValueError(f"pairing: expected shape (N,) = ({n},), got {tuple(pairing.shape)}")
+    if _compiling():
+        return
+    p = pairing.to("cpu", torch.int64)
+    outside = (p < 0) | (p >= n)
+    if bool(outside.any()):
+        i = int(outside.nonzero()[0])
+        raise ValueError(f"pairing: entry {i} is {int(p[i])}, outside [0, N = {n})")
+    counts = torch.bincount(p, minlength=n)
+    if bool((counts > 1).any()):
+        raise ValueError(f"pairing: not a permutation, {int((counts > 1).nonzero()[0])} appears twice")
+
+
+def _check_batch(images, name="images"):
+    """What sampling needs of the images before the op checks the rest: a batch tensor."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name}: expected a tensor, got {type(images).__name__}")
+    if images.dim() < 4:
+        raise ValueError(f"{name}: expected a batch of shape (N, C, H, W) or (N, ..., H, W), got "
+                         f"shape {list(images.shape)}")
+    if images.shape[-1] == 0 or images.shape[-2] == 0:
+        raise ValueError(f"{name}: height and width must be positive, got shape {list(images.shape)}")
+
+
+def _check_class_indices(labels, n, num_classes):
+    if labels.shape != (n,):
+        raise ValueError(f"labels: class indices must have shape (N,) = ({n},), got {tuple(labels.shape)}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
+        raise ValueError(f"num_classes: a positive int is required with class-index labels, got "
+                         f"{num_classes!r}")
+    # A device-side check would cost a host sync: on CUDA the kernels write NaN targets instead.
+    if labels.device.type == "cpu" and n and not _compiling() and (
+            int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        i = int(((labels < 0) | (labels >= num_classes)).nonzero()[0])
+        raise ValueError(f"labels: class index {int(labels[i])} at position {i} is outside [0, "
+                         f"num_classes = {num_classes})")
+
+
+def _check_on(t, name, device):
+    """t on the CPU or on `device`: where a tensor read on either may be."""
+    if t.device.type != "cpu" and t.device != device:
+        raise ValueError(f"{name}: expected on the CPU or on {device}, got {t.device}")
 
 
 def _check_call(images, labels, num_classes, label_smoothing, params, cutmix):
@@ -102,6 +157,7 @@ def _check_call(images, labels, num_classes, label_smoothing, params, cutmix):
         raise TypeError(f"num_classes: expected an int or None, got {type(num_classes).__name__}")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
         raise TypeError(f"label_smoothing: expected a number, got {type(label_smoothing).__name__}")
+    _check_batch(images)
     if params is not None:
         _check_params(params, images, cutmix)
 
@@ -117,13 +173,7 @@ def _check_params(params, x, cutmix, name="images"):
         raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
     if cutmix and params.boxes is None:
         raise ValueError("params: these are MixUp parameters (boxes is None); CutMix needs boxes")
-    # The kernels read the parameters on the host; elsewhere they would dispatch oddly.
-    for field in ("perm", "boxes", "lam") if cutmix else ("perm", "lam"):
-        t = getattr(params, field)
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"params.{field}: expected a tensor, got {type(t).__name__}")
-        if t.device.type != "cpu":
-            raise ValueError(f"params.{field}: expected a CPU tensor, got {t.device}")
+    _check_fields(params, ("perm", "boxes", "lam") if cutmix else ("perm", "lam"))
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a tensor, got {type(x).__name__}")
     _check_kernels(x, name)
@@ -132,6 +182,16 @@ def _check_params(params, x, cutmix, name="images"):
         raise ValueError(f"params: boxes drawn on a {params.size[0]}x{params.size[1]} grid, but "
                          f"{name} is {grid[0]}x{grid[1]}; pass params.at({grid[0]}, {grid[1]}) "
                          f"and take the targets from its lam")
+
+
+def _check_fields(params, fields):
+    # The kernels read the parameters on the host; elsewhere they would dispatch oddly.
+    for field in fields:
+        t = getattr(params, field)
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"params.{field}: expected a tensor, got {type(t).__name__}")
+        if t.device.type != "cpu":
+            raise ValueError(f"params.{field}: expected a CPU tensor, got {t.device}")
 
 
 def _general(params: MixParams, images: torch.Tensor, labels: bool = True) -> MixParams:
@@ -144,14 +204,17 @@ def _general(params: MixParams, images: torch.Tensor, labels: bool = True) -> Mi
         h, w = images.shape[-2:]
         return params._replace(boxes=torch.tensor([[0, 0, w, h]]).expand(n, 4).contiguous(),
                                mode=torch.full((n,), BLEND, dtype=torch.int8))
-    if not labels:
+    if not labels or params.boxes.dim() != 2 or params.boxes.shape[1] != 4:  # the op says what is wrong
         return params._replace(mode=torch.full((n,), PASTE, dtype=torch.int8))
     lam = 1.0 - ((params.boxes[:, 2] - params.boxes[:, 0]) *
                  (params.boxes[:, 3] - params.boxes[:, 1])).double() / float(images.shape[-2] * images.shape[-1])
     return params._replace(lam=lam, mode=torch.full((n,), PASTE, dtype=torch.int8))
 
 
-def _check_masks(masks, images, params):
+def _check_masks(masks, images, params, labels=None, fill=0.0, *others):
+    """Everything mixing `masks` with the (general) params would check, and that they share no
+    memory with the images, the labels or `others` ((name, tensor) pairs): before the images
+    are written."""
     if not isinstance(masks, torch.Tensor):
         raise TypeError(f"masks: expected a tensor, got {type(masks).__name__}")
     n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
@@ -163,6 +226,17 @@ def _check_masks(masks, images, params):
     if params.mode is not None and bool((params.mode == BLEND).any()):
         raise ValueError("masks: a MixUp sample blends pixels, which has no meaning for a "
                          "segmentation mask; masks go with CutMix only")
+    _check_later(masks.unsqueeze(1) if masks.dim() == 3 else masks, "masks", params, fill,
+                 ("images", images), ("labels", labels), *others)
+
+
+def _check_later(x, name, g, fill, *others):
+    """The op's own checks of a tensor that a later call mixes with the general params `g`,
+    made now, with the tensors it must not share memory with as (name, tensor) pairs."""
+    if _compiling():
+        return  # fake tensors: the op checks when it runs
+    _C.check_mix_(name, x, g.perm, g.boxes, g.lam, g.mode, float(fill),
+                  tuple((k, t) for k, t in others if isinstance(t, torch.Tensor)))
 
 
 def _check_targets_kind(targets, labels):
@@ -254,12 +328,18 @@ def _apply(images, labels, params, num_classes, label_smoothing, fill, masks, ta
         if cut:
             return images, _ops.cutmix_(images, labels, params.perm, params.boxes, k, eps)
         return images, _ops.mixup_(images, labels, params.perm, params.lam, k, eps)
+    _check_params(params, images, params.boxes is not None)
     g = _general(params, images)
     _check_params(g, images, True)
+    if not isinstance(g.mode, torch.Tensor):
+        raise TypeError(f"params.mode: expected a tensor, got {type(g.mode).__name__}")
     if g.mode.device.type != "cpu":
         raise ValueError(f"params.mode: expected a CPU tensor, got {g.mode.device}")
+    if labels is not None and not dense:  # compact targets: the op does not see the labels
+        _check_class_indices(labels, images.shape[0], num_classes)
+        _check_later(images, "images", g, fill, ("labels", labels))
     if masks is not None:
-        _check_masks(masks, images, g)
+        _check_masks(masks, images, g, labels, fill)
     out = _ops.mix_(images, labels if dense else None, g.perm, g.boxes, g.lam, g.mode, float(fill),
                     num_classes, float(label_smoothing))
     if masks is not None:
@@ -341,8 +421,9 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
     every replay; the returned params are then CUDA tensors. Its "random" pairing is a keyed
     pseudo-random permutation rather than a uniform shuffle, and it carries no gradient.
     """
-    if sampling == "host" and box == "uniform" and label == "area" and p == 1.0 and masks is None \
-            and targets == "dense":
+    _sampling.check_flag(return_params, "return_params")
+    if sampling == "host" and box == "uniform" and label == "area" and p == 1.0 and p is not True \
+            and masks is None and targets == "dense":
         out = _direct(True, images, labels, num_classes, label_smoothing, alpha, pairing, per_sample,
                       generator, params, return_params)
         if out is not NotImplemented:
@@ -365,7 +446,8 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
     (given params are applied by their perm and lam alone).
     p: the probability of mixing (per sample with per_sample=True, else per batch).
     """
-    if sampling == "host" and p == 1.0 and targets == "dense":
+    _sampling.check_flag(return_params, "return_params")
+    if sampling == "host" and p == 1.0 and p is not True and targets == "dense":
         out = _direct(False, images, labels, num_classes, label_smoothing, alpha, pairing,
                       per_sample, generator, params, return_params)
         if out is not NotImplemented:
@@ -383,8 +465,8 @@ def cutout_(images: torch.Tensor, *, size: BoxKind = 16, fill: float = 0.0, per_
     change. size="uniform" draws the box as CutMix does, from lam ~ Beta(1, 1). One box per
     sample (per_sample=True) or for the batch; p: the probability per box.
     Returns images, or (images, params)."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images: expected a tensor, got {type(images).__name__}")
+    _check_batch(images)
+    _sampling.check_flag(return_params, "return_params")
     if params is None:
         params = sample_params(images, "cutout", per_sample=per_sample, generator=generator, box=size,
                                p=p)
@@ -414,34 +496,26 @@ def mix_targets(labels: torch.Tensor, params: MixParams, num_classes: Optional[i
                 label_smoothing: float = 0.0) -> torch.Tensor:
     """The targets that go with `params`: lam[i] * s(y[i]) + (1 - lam[i]) * s(y[perm[i]]),
     s(y) = (1 - label_smoothing) * y + label_smoothing / K, in float64 and rounded once to
-    float32 on the labels' device, exactly as `cutmix_`/`mixup_` return them. Use the lam of the
+    float32 on the labels' device (where the two labels are equal, that label itself), exactly
+    as `cutmix_`/`mixup_` return them. Use the lam of the
     grid that was mixed (`params.at(h, w)`)."""
     if not isinstance(params, MixParams):
         raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels: expected a tensor, got {type(labels).__name__}")
+    if labels.device.type == "meta":
+        raise ValueError("labels: expected a tensor with values (CPU or CUDA), got one on meta")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
             not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing: must be a number in [0, 1), got {label_smoothing!r}")
-    n = params.perm.shape[0]
+    n = labels.shape[0] if labels.dim() else 0
     if labels.dtype in (torch.int64, torch.int32):
-        if labels.shape != (n,):
-            raise ValueError(f"labels: class indices must have shape (N,) = ({n},), got "
-                             f"{tuple(labels.shape)}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(f"num_classes: a positive int is required with class-index labels, "
-                             f"got {num_classes!r}")
-        if labels.device.type == "cpu" and n and not torch.compiler.is_compiling() and (
-                int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-            bad = labels[(labels < 0) | (labels >= num_classes)][0]
-            raise ValueError(f"labels: class index {int(bad)} is outside [0, num_classes = "
-                             f"{num_classes})")
+        _check_class_indices(labels, n, num_classes)
         y = torch.zeros((n, num_classes), dtype=torch.float64, device=labels.device)
         y.scatter_(1, labels.long().view(n, 1), 1.0)
     elif labels.is_floating_point():
-        if labels.dim() != 2 or labels.shape[0] != n:
-            raise ValueError(f"labels: soft targets must have shape (N, K) = ({n}, K), got "
-                             f"{tuple(labels.shape)}")
+        if labels.dim() != 2:
+            raise ValueError(f"labels: soft targets must have shape (N, K), got {tuple(labels.shape)}")
         if num_classes is not None and num_classes != labels.shape[1]:
             raise ValueError(f"num_classes: {num_classes} does not match the labels' K = "
                              f"{labels.shape[1]}")
@@ -449,11 +523,17 @@ def mix_targets(labels: torch.Tensor, params: MixParams, num_classes: Optional[i
     else:
         raise TypeError(f"labels: expected int64/int32 class indices or floating-point targets, "
                         f"got dtype {labels.dtype}")
+    _check_fields(params, ("perm", "lam"))
+    if params.perm.shape != (n,):
+        raise ValueError(f"labels, params.perm: {n} labels, but partners for "
+                         f"{tuple(params.perm.shape)} samples")
+    if not _compiling():
+        _C.check_pairs_(params.perm, params.lam, n)
     k = y.shape[1]
     s = y * (1.0 - label_smoothing) + label_smoothing / k
     lam = params.lam.to(labels.device, torch.float64, non_blocking=True).view(n, 1)
-    perm = params.perm.to(labels.device, non_blocking=True)
-    return (lam * s + (1.0 - lam) * s[perm]).float()
+    other = s[params.perm.to(labels.device, non_blocking=True)]
+    return torch.where(s == other, s, lam * s + (1.0 - lam) * other).float()  # as the kernels
 
 
 def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor,
@@ -463,15 +543,30 @@ def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tens
     it: (1 - eps) * (lam * nll(y_a) + (1 - lam) * nll(y_b)) + eps * mean_k(-log p_k), with
     s(y) = (1 - eps) * onehot(y) + eps / K. Compact targets for large K: y_a = labels,
     y_b = labels[params.perm], lam = params.lam (of the grid that was mixed)."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits: expected a tensor, got {type(logits).__name__}")
     if logits.dim() != 2:
         raise ValueError(f"logits: expected shape (N, K), got {tuple(logits.shape)}")
-    n = logits.shape[0]
+    if not logits.is_floating_point():
+        raise TypeError(f"logits: expected floating-point scores, got dtype {logits.dtype}")
+    n, k = logits.shape
     for name, y in (("y_a", y_a), ("y_b", y_b)):
         if not isinstance(y, torch.Tensor) or y.shape != (n,) or y.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"{name}: expected int64/int32 class indices of shape ({n},), got "
                              f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
-    if not isinstance(lam, torch.Tensor) or lam.shape != (n,):
-        raise ValueError(f"lam: expected a tensor of shape ({n},), got {tuple(getattr(lam, 'shape', ()))}")
+        if y.device != logits.device:
+            raise ValueError(f"{name}: expected on the logits' device {logits.device}, got {y.device}")
+        # On CUDA the check would cost a host sync; gather reports it there.
+        if y.device.type == "cpu" and n and not _compiling() and bool(((y < 0) | (y >= k)).any()):
+            i = int(((y < 0) | (y >= k)).nonzero()[0])
+            raise ValueError(f"{name}: class index {int(y[i])} at position {i} is outside [0, K = {k})")
+    if not isinstance(lam, torch.Tensor) or lam.shape != (n,) or not lam.is_floating_point():
+        raise ValueError(f"lam: expected a floating-point tensor of shape ({n},), got "
+                         f"{getattr(lam, 'dtype', type(lam).__name__)} {tuple(getattr(lam, 'shape', ()))}")
+    _check_on(lam, "lam", logits.device)
+    if lam.device.type == "cpu" and not _compiling() and not bool(((lam >= 0) & (lam <= 1)).all()):
+        i = int((~((lam >= 0) & (lam <= 1))).nonzero()[0])
+        raise ValueError(f"lam: entry {i} is {float(lam[i])}, outside [0, 1]")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
             not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing: must be in [0, 1), got {label_smoothing!r}")

@@ -34,23 +34,36 @@ def fixed_size(box: BoxKind, name: str = "box") -> Optional[Tuple[int, int]]:
     """(h, w) for a fixed-size box (an int or an (h, w) pair), None for a named kind."""
     if isinstance(box, str):
         return None
-    if isinstance(box, int) and not isinstance(box, bool):
-        box = (box, box)
-    if not (isinstance(box, (tuple, list)) and len(box) == 2 and
-            all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in box)):
+    hw = (box, box) if isinstance(box, int) and not isinstance(box, bool) else box
+    if not (isinstance(hw, (tuple, list)) and len(hw) == 2 and
+            all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in hw)):
         raise ValueError(f"{name}: expected 'uniform', 'center_gaussian', a positive int or an "
                          f"(h, w) pair of positive ints, got {box!r}")
-    return int(box[0]), int(box[1])
+    return int(hw[0]), int(hw[1])
 
 
-def check_box(box: BoxKind, center_std: float) -> None:
+def check_box(box: BoxKind, center_std: float, name: str = "box") -> None:
     if isinstance(box, str) and box not in ("uniform", "center_gaussian"):
-        raise ValueError(f"box: expected 'uniform', 'center_gaussian', a positive int or an "
+        raise ValueError(f"{name}: expected 'uniform', 'center_gaussian', a positive int or an "
                          f"(h, w) pair, got {box!r}")
-    fixed_size(box)
+    fixed_size(box, name)
     if isinstance(center_std, bool) or not isinstance(center_std, (int, float)) or \
             not center_std > 0 or not math.isfinite(center_std):
         raise ValueError(f"center_std: must be a positive number, got {center_std!r}")
+
+
+def check_flag(v: bool, name: str) -> bool:
+    if v is not True and v is not False:
+        raise TypeError(f"{name}: expected True or False, got {v!r}")
+    return v
+
+
+def check_alpha(alpha: float, name: str = "alpha") -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(alpha).__name__}")
+    if not 0 < alpha < math.inf:
+        raise ValueError(f"{name}: must be a positive number, got {alpha!r}")
+    return float(alpha)
 
 
 def check_probability(p: float, name: str = "p") -> float:

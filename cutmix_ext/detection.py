@@ -25,7 +25,8 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 
 from . import _sampling
-from ._ops import MixParams, _check_kernels, _check_masks, _check_params, _general, _mix_masks, mix_, sample_params
+from ._ops import (MixParams, _check_batch, _check_kernels, _check_later, _check_masks, _check_params,
+                   _general, _mix_masks, mix_, sample_params)
 
 __all__ = ["MixCollate", "collate", "cutmix_", "mixup_"]
 
@@ -72,11 +73,12 @@ class _Flat(NamedTuple):
 
 def _run(op, images, targets, alpha, pairing, per_sample, generator, params, return_params,
          normalized, per_box, min_vis, masks):
-    if not isinstance(images, torch.Tensor) or images.dim() < 4:
-        raise ValueError(f"images: expected a batch tensor (N, C, H, W), got "
-                         f"{tuple(getattr(images, 'shape', ())) or type(images).__name__}")
+    _check_batch(images)
     _check_kernels(images)
     n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
+    for name, flag in (("per_sample", per_sample), ("return_params", return_params),
+                       ("normalized", normalized)):
+        _sampling.check_flag(flag, name)
     if isinstance(per_box, str) or not all(isinstance(k, str) for k in per_box):
         raise TypeError(f"per_box: expected a sequence of key names, got {per_box!r}")
     listed = isinstance(targets, (list, tuple))
@@ -89,15 +91,17 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
     else:
         _check_params(params, images, op == "cutmix")
         if params.perm.shape != (n,):
-            raise ValueError(f"params: drawn for {params.perm.shape[0]} samples, the batch has {n}")
+            raise ValueError(f"params.perm: drawn for {params.perm.shape[0]} samples, the batch has {n}")
         if op == "mixup" and (params.boxes is not None or params.mode is not None):
             params = MixParams(params.perm, None, params.lam, params.size)
         elif op == "cutmix" and params.mode is not None:
             raise ValueError("params: per-sample modes (mix_'s) are not for detection batches; "
                              "pass CutMix parameters (mode None)")
     general = _general(params, images, labels=False)  # for the images and the masks alike
+    inputs = _target_tensors(targets, listed)
     if masks is not None:
-        _check_masks(masks, images, general)
+        _check_masks(masks, images, general, None, 0.0, *inputs)
+    _check_later(images, "images", general, 0.0, *inputs)
     boxes = flat.boxes
     if normalized:
         size = torch.tensor([w, h, w, h], dtype=torch.float64, device=boxes.device)
@@ -111,6 +115,14 @@ def _run(op, images, targets, alpha, pairing, per_sample, generator, params, ret
         _mix_masks(masks, general)
     new = _to_list(out, weights, targets, n) if listed else _to_flat(out, weights, targets)
     return (images, new, params) if return_params else (images, new)
+
+
+def _target_tensors(targets, listed):
+    """The targets' tensors as (name, tensor) pairs, which must not share the images' memory."""
+    if listed:
+        return tuple((f"targets[{i}][{k!r}]", v) for i, t in enumerate(targets) for k, v in t.items()
+                     if isinstance(v, torch.Tensor))
+    return tuple((f"targets[{k!r}]", v) for k, v in targets.items() if isinstance(v, torch.Tensor))
 
 
 def _rows(t, i):

@@ -5,7 +5,7 @@ from typing import Optional, Union
 import torch
 
 from . import _sampling
-from ._ops import MixParams, _check_sampling, cutmix, mix_targets, mixup, sample_params
+from ._ops import MixParams, _check_batch, _check_sampling, cutmix, mix_targets, mixup, sample_params
 from ._sampling import BoxKind
 
 __all__ = ["FeatureMix"]
@@ -47,19 +47,17 @@ class FeatureMix(torch.nn.Module):
                  label_smoothing: float = 0.0, generator: Optional[torch.Generator] = None,
                  box: BoxKind = "uniform", center_std: float = 0.125, label: str = "area"):
         super().__init__()
+        if mode not in ("cutmix", "mixup"):
+            raise ValueError(f"mode: expected 'cutmix' or 'mixup', got {mode!r}")
         _sampling.check_box(box, center_std)
         _sampling.target_lam(torch.ones(0, dtype=torch.float64), label)
         if mode != "cutmix" and (box != "uniform" or label != "area"):
             raise ValueError("box, label: the box and label variants are CutMix's")
         self.box, self.center_std, self.label = box, float(center_std), label
-        if mode not in ("cutmix", "mixup"):
-            raise ValueError(f"mode: expected 'cutmix' or 'mixup', got {mode!r}")
         _check_sampling(alpha, pairing, generator)
         if isinstance(pairing, str) and pairing not in ("roll", "flip", "random"):
             raise ValueError(f"pairing: expected 'roll', 'flip', 'random' or an int64 tensor, got "
                              f"{pairing!r}")
-        if not isinstance(alpha, (int, float)) or not alpha > 0:
-            raise ValueError(f"alpha: must be a positive number, got {alpha!r}")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             raise ValueError(f"p: must be a probability in [0, 1], got {p!r}")
         if isinstance(sites, bool) or not isinstance(sites, int) or sites < 1:
@@ -68,7 +66,7 @@ class FeatureMix(torch.nn.Module):
                 not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing: must be in [0, 1), got {label_smoothing!r}")
         self.mode, self.alpha, self.p, self.sites = mode, float(alpha), float(p), sites
-        self.pairing, self.per_sample = pairing, bool(per_sample)
+        self.pairing, self.per_sample = pairing, _sampling.check_flag(per_sample, "per_sample")
         self.label_smoothing, self.generator = float(label_smoothing), generator
         self.params: Optional[MixParams] = None
         self.choice: Optional[torch.Tensor] = None
@@ -86,6 +84,7 @@ class FeatureMix(torch.nn.Module):
         if not self.training:
             self.params, self.choice = None, None
             return x
+        _check_batch(x, "x")
         if site <= self._last_site:
             self._draw(x)
         self._last_site = site

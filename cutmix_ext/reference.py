@@ -12,7 +12,8 @@ def mixed_targets_reference(labels: torch.Tensor, perm: torch.Tensor, lam: torch
                             num_classes: Optional[int] = None,
                             label_smoothing: float = 0.0) -> torch.Tensor:
     """lam[i] * s(y[i]) + (1 - lam[i]) * s(y[perm[i]]), s(y) = (1 - eps) * y + eps / K, in
-    float64, rounded once to float32."""
+    float64, rounded once to float32; where the two terms' labels are equal (always so for a
+    sample paired with itself), that label itself."""
     if labels.dtype in (torch.int64, torch.int32):
         y = torch.nn.functional.one_hot(labels.long().cpu(), num_classes).double()
     else:
@@ -20,7 +21,8 @@ def mixed_targets_reference(labels: torch.Tensor, perm: torch.Tensor, lam: torch
     k = y.shape[1]
     s = y * (1.0 - label_smoothing) + label_smoothing / k
     lam = lam.cpu().double()[:, None]
-    return (lam * s + (1.0 - lam) * s[perm.cpu()]).float()
+    other = s[perm.cpu()]
+    return torch.where(s == other, s, lam * s + (1.0 - lam) * other).float()
 
 
 def cutmix_reference(images: torch.Tensor, labels: torch.Tensor, perm: torch.Tensor,
@@ -40,7 +42,8 @@ def mixup_reference(images: torch.Tensor, labels: torch.Tensor, perm: torch.Tens
                     lam: torch.Tensor, num_classes: Optional[int] = None,
                     label_smoothing: float = 0.0):
     """Returns (mixed copy of images, targets): lam * x + (1 - lam) * x[perm] in float32
-    (float64 for float64), rounded once; uint8 rounds half to even and clamps."""
+    (float64 for float64), rounded once; uint8 rounds half to even and clamps. A sample paired
+    with itself is kept as it is."""
     compute = torch.float64 if images.dtype == torch.float64 else torch.float32
     shape = (-1,) + (1,) * (images.dim() - 1)
     lam64 = lam.double().to(images.device)
@@ -50,7 +53,10 @@ def mixup_reference(images: torch.Tensor, labels: torch.Tensor, perm: torch.Tens
     out = x * wa + x[perm.to(images.device)] * wb
     if images.dtype == torch.uint8:
         out = out.round().clamp(0, 255)
-    return out.to(images.dtype), mixed_targets_reference(labels, perm, lam, num_classes,
+    out = out.to(images.dtype)
+    own = (perm.cpu() == torch.arange(len(perm))).to(images.device)
+    out[own] = images[own]
+    return out, mixed_targets_reference(labels, perm, lam, num_classes,
                                                          label_smoothing)
 
 
@@ -60,11 +66,14 @@ def mix_reference(images: torch.Tensor, labels: Optional[torch.Tensor], perm: to
                   fill: float = 0.0):
     """The general op, sample by sample: inside box i, mode 0 pastes images[perm[i]], mode 1
     blends lam[i] * own + (1 - lam[i]) * partner (rounded as mixup_reference), mode 2 writes
-    fill. Returns (mixed copy, targets with lam as given, or None without labels)."""
+    fill; a sample paired with itself changes only by a fill. Returns (mixed copy, targets with
+    lam as given, or None without labels)."""
     out = images.clone()
     compute = torch.float64 if images.dtype == torch.float64 else torch.float32
     for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         j, kind = int(perm[i]), int(mode[i])
+        if j == i and kind != 2:
+            continue
         if kind == 0:
             out[i, ..., y1:y2, x1:x2] = images[j, ..., y1:y2, x1:x2]
         elif kind == 1:

@@ -9,13 +9,15 @@
     images, targets = mixup_fn(images, labels)
 """
 import collections.abc
+import math
 from typing import Any, Callable, Optional, Union
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from . import _sampling
-from ._ops import MixParams, cutmix_, mix_, mix_masks_, mixup_
+from ._ops import (MixParams, _check_later, _check_masks, _general, cutmix_, mix_, mix_masks_, mixup_,
+                   sample_params)
 
 __all__ = ["CutMix", "FastCollateMixup", "Mixup", "MixUp"]
 
@@ -36,8 +38,8 @@ def _find_labels(inputs: Any) -> torch.Tensor:
     if isinstance(inputs, torch.Tensor) and (_tv is None or not isinstance(inputs, _tv.TVTensor)):
         return inputs
     if not isinstance(inputs, collections.abc.Mapping):
-        raise ValueError("labels_getter: the default one needs a dictionary or a two-tuple whose second "
-                         f"item is a dictionary or a tensor, got {type(inputs).__name__}")
+        raise ValueError("labels: the default labels_getter needs a dictionary or a two-tuple whose "
+                         f"second item is a dictionary or a tensor, got {type(inputs).__name__}")
     keys = [k for k in inputs if isinstance(k, str)]
     key = next((k for k in keys if k.lower() == "labels"), None) or \
         next((k for k in keys if "label" in k.lower()), None)
@@ -75,6 +77,8 @@ def _as_labels(labels: torch.Tensor) -> torch.Tensor:
     they are not floating point (one_hot's int64, bool, uint8); (N,) integer class indices of a
     narrow dtype are widened. Floating-point (N, K) labels are taken as they are (the targets come
     back float32 whatever their dtype)."""
+    if labels.is_complex():
+        raise TypeError(f"labels: expected class indices or probabilities, got dtype {labels.dtype}")
     if labels.ndim == 2 and not labels.is_floating_point():
         return labels.float()
     if labels.ndim == 1 and labels.dtype in (torch.uint8, torch.int8, torch.int16):
@@ -123,6 +127,7 @@ class _Mix(torch.nn.Module):
             raise ValueError(f"labels_getter: expected 'default' or a callable, got {labels_getter!r}")
         self.alpha, self.num_classes = float(alpha), num_classes
         self._labels_getter = labels_getter
+        _sampling.check_flag(per_sample, "per_sample")
         self.label_smoothing, self.pairing, self.per_sample = label_smoothing, pairing, per_sample
         self.generator = generator
 
@@ -213,23 +218,33 @@ class _Mix(torch.nn.Module):
         k = self.num_classes if labels.ndim == 1 else None
         fn = cutmix_ if self._cutmix else mixup_
         first = images[0]
-        n, h, w = first.shape[0], first.shape[-2], first.shape[-1]
-        for m in masks:  # checked before anything is mixed
-            if tuple(m.shape) not in ((n, h, w), (n, 1, h, w)):
-                raise ValueError(f"masks: expected shape (N, H, W) = ({n}, {h}, {w}) or (N, 1, H, W), "
-                                 f"got {tuple(m.shape)}")
         state = self._state
         p = self.p
         if self.schedule_steps is not None:  # Scheduled CutMix: p rises linearly from 0 to p
             p = p * min(1.0, state.steps / self.schedule_steps)
+        if len(images) == 1 and not masks:
+            _, mixed, params = fn(first, labels, k, alpha=self.alpha, label_smoothing=self.label_smoothing,
+                                  pairing=self.pairing, per_sample=self.per_sample,
+                                  generator=self.generator, return_params=True, p=p, **self._variant)
+        else:  # the draw, then every input checked against it, then the mixing
+            params = sample_params(first, "cutmix" if self._cutmix else "mixup", alpha=self.alpha,
+                                   pairing=self.pairing, per_sample=self.per_sample,
+                                   generator=self.generator, p=p, **self._variant)
+            plain = [x.as_subclass(torch.Tensor) for x in images]
+            masks = [m.as_subclass(torch.Tensor) for m in masks]
+            written = [("images", x) for x in plain] + [("masks", m) for m in masks]
+            for x in plain[1:]:  # the other images of the sample get the same draw
+                _check_later(x, "images", _general(params, x), 0.0,
+                             *[w for w in written if w[1] is not x], ("labels", labels))
+            for m in masks:
+                _check_masks(m, first, _general(params, first), labels, 0.0,
+                             *[w for w in written if w[1] is not m])
+            _, mixed = fn(first, labels, k, label_smoothing=self.label_smoothing, params=params)
+            for x in plain[1:]:
+                fn(x, labels, k, params=params)
+            for m in masks:
+                mix_masks_(m, first, params)
         state.steps += 1
-        _, mixed, params = fn(first, labels, k, alpha=self.alpha, label_smoothing=self.label_smoothing,
-                              pairing=self.pairing, per_sample=self.per_sample,
-                              generator=self.generator, return_params=True, p=p, **self._variant)
-        for x in images[1:]:  # the other images of the sample get the same draw
-            fn(x, labels, k, params=params)
-        for m in masks:
-            mix_masks_(m.as_subclass(torch.Tensor), first, params)
         state.last_params = params
         return mixed
 
@@ -271,7 +286,7 @@ class Mixup:
                  mode: str = "batch", correct_lam: bool = True, label_smoothing: float = 0.1,
                  num_classes: int = 1000, *, generator: Optional[torch.Generator] = None) -> None:
         for name, v in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
                 raise ValueError(f"{name}: must be a non-negative number, got {v!r}")
         if cutmix_minmax is not None:
             if len(cutmix_minmax) != 2 or not 0 <= cutmix_minmax[0] < cutmix_minmax[1] <= 1:
@@ -290,7 +305,8 @@ class Mixup:
         self.mix_prob = _sampling.check_probability(prob, "prob")
         self.switch_prob = _sampling.check_probability(switch_prob, "switch_prob")
         self.mode, self.correct_lam = mode, bool(correct_lam)
-        if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing < 1.0:
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
+                not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing: must be in [0, 1), got {label_smoothing!r}")
         self.label_smoothing, self.num_classes = float(label_smoothing), num_classes
         self.generator = generator

@@ -31,7 +31,8 @@ def smoothed(y):
 
 def expected_targets(perm, lam):
     lam = lam.double()[:, None]
-    return (lam * smoothed(labels) + (1 - lam) * smoothed(labels[perm])).float()
+    own, other = smoothed(labels), smoothed(labels[perm])
+    return torch.where(own == other, own, lam * own + (1 - lam) * other).float()
 
 
 # CutMix: inside box i, sample i takes its partner's pixels; lam is the area left of its own.

@@ -204,6 +204,46 @@ def test_general_kernel_matches_cpu_backend(emulated, dtype, layout, gen):
                 assert torch.equal(t_got, t_want)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_self_pairs_are_kept_exactly(emulated, dtype, gen):
+    """Samples paired with themselves come out of every kernel family as out of the CPU backend
+    (which test_self_pairs.py holds to: unchanged), -0.0, infinities and NaN included; the
+    others' blends of those values agree as numbers (a NaN's payload may differ)."""
+    from test_self_pairs import bits, self_pairing, with_specials
+
+    def same(a, b, fixed):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+        return torch.equal(bits(a[fixed]), bits(b[fixed]))
+
+    elem = torch.ops.cutmix_ext_emulated.elem
+    gather = torch.ops.cutmix_ext_emulated.gather
+    for shape, per_sample in [((1, 3, 5, 7), False), ((1, 2, 4, 9), True), ((7, 3, 9, 16), True),
+                              ((40, 1, 3, 8), True)]:
+        n = shape[0]
+        x = with_specials(rand_images(shape, dtype, gen), gen)
+        labels = rand_labels(n, 7, "int64", gen)
+        perm = self_pairing(n, gen)
+        fixed = perm == torch.arange(n)
+        for op in ["cutmix", "mixup"]:
+            params = cutmix_ext.sample_params(x, op, per_sample=per_sample, pairing=perm, generator=gen)
+            got, t_got, want, t_want = both(emulated, op, x, labels, params, 7, 0.1, per_sample)
+            assert same(got, want, fixed) and torch.equal(t_got, t_want), (shape, op)
+            if dtype != torch.uint8:
+                second = params.boxes if op == "cutmix" else params.lam
+                fn = torch.ops.cutmix_ext.cutmix if op == "cutmix" else torch.ops.cutmix_ext.mixup
+                for transpose in [False, True]:
+                    assert same(gather(op == "cutmix", x, perm, second, transpose, False),
+                                fn(x, perm, second, transpose), fixed), (shape, op, transpose)
+        mode = torch.randint(0, 3, (n,), generator=gen, dtype=torch.int8)
+        general = cutmix_ext.sample_params(x, "cutmix", per_sample=True, pairing=perm, generator=gen)
+        general = general._replace(mode=mode, lam=torch.rand(n, generator=gen, dtype=torch.float64))
+        want = x.clone()
+        _, t_want = cutmix_ext.mix_(want, labels, general, 7, label_smoothing=0.1, fill=2)
+        got = x.clone()
+        t_got = elem(got, labels, perm, general.boxes, general.lam, mode, 2.0, 7, 0.1, False)
+        assert same(got, want, fixed) and torch.equal(t_got, t_want), shape
+
+
 # ---- sampling="device": the kernels draw their own parameters (CUDA graphs) ----
 
 def test_philox_stream_is_torchs(emulated):
@@ -438,13 +478,14 @@ def test_every_static_shared_array_is_poisoned(emulated):
 
 def test_tracer_sees_the_real_kernels(emulated, gen):
     """Every byte the in-place MixUp kernel moves is logged: each sample's chunk and its
-    partner's read, the chunk and the targets written."""
+    partner's read, the chunk and the targets written; nothing of a sample paired with itself."""
     images = rand_images((6, 3, 8, 8), torch.float32, gen)
     labels = rand_labels(6, 5, "int64", gen)
     params = cutmix_ext.sample_params(images, "mixup", per_sample=True, pairing="random", generator=gen)
     targets = emulated(False, images, labels, params.perm, params.lam, 5, 0.0, False)
     read, written, atomic, blocks = torch.ops.cutmix_ext_emulated.last_trace()
-    assert (read, written, atomic) == (2 * images.numel() * 4, images.numel() * 4 + targets.numel() * 4, 0)
+    moved = int((params.perm != torch.arange(6)).sum()) * images[0].numel() * 4
+    assert (read, written, atomic) == (2 * moved, moved + targets.numel() * 4, 0)
     assert blocks > 1
 
 

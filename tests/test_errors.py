@@ -34,15 +34,15 @@ def mixup_params(lam, perm=None):
 # (name, op, kwargs changed from the good call, exception, pattern the message must match)
 CASES = [
     ("3-d images", "cutmix", dict(images=lambda x: x[0]), ValueError, r"images: expected a batch .* got shape \[3, 8, 10\]"),
-    ("complex images", "cutmix", dict(images=lambda x: x.to(torch.complex64)), TypeError, r"images: unsupported dtype ComplexFloat"),
-    ("bool images", "mixup", dict(images=lambda x: x > 0), TypeError, r"images.*Bool"),
+    ("complex images", "cutmix", dict(images=lambda x: x.to(torch.complex64)), TypeError, r"images: unsupported dtype torch\.complex64"),
+    ("bool images", "mixup", dict(images=lambda x: x > 0), TypeError, r"images.*torch\.bool"),
     ("images not a tensor", "cutmix", dict(images=lambda x: x.tolist()), TypeError, r"images.*list"),
     ("expanded images", "cutmix", dict(images=lambda x: x[:1].expand(N, C, H, W)), ValueError, r"images.*overlapping"),
     ("transposed images", "mixup", dict(images=lambda x: x.transpose(1, 3)), ValueError, r"images.*layout"),
     ("zero width", "cutmix", dict(images=lambda x: x[..., :0]), ValueError, r"height and width"),
     ("labels too short", "cutmix", dict(labels=lambda y: y[:-1]), ValueError, r"labels.*\(6,\).*\[5\]"),
     ("labels 2-d int", "mixup", dict(labels=lambda y: y[:, None]), ValueError, r"labels.*\[6, 1\]"),
-    ("bool labels", "cutmix", dict(labels=lambda y: y > 2), TypeError, r"labels.*Bool"),
+    ("bool labels", "cutmix", dict(labels=lambda y: y > 2), TypeError, r"labels.*torch\.bool"),
     ("label too large", "cutmix", dict(labels=lambda y: y.index_fill(0, torch.tensor([2]), K)), ValueError, r"labels: class index 5 at position 2"),
     ("negative label", "mixup", dict(labels=lambda y: y.index_fill(0, torch.tensor([4]), -1)), ValueError, r"labels: class index -1 at position 4"),
     ("soft labels of wrong K", "cutmix", dict(labels=lambda y: torch.rand(N, K + 1), num_classes=K), ValueError, r"num_classes: 5 .* K = 6"),
@@ -61,22 +61,22 @@ CASES = [
     ("unknown pairing", "cutmix", dict(pairing="shuffle"), ValueError, r"pairing: .*'shuffle'"),
     ("int pairing", "mixup", dict(pairing=3), TypeError, r"pairing.*int"),
     ("float pairing tensor", "cutmix", dict(pairing=torch.zeros(N)), TypeError, r"pairing: .* got dtype torch.float32"),
-    ("pairing not a permutation", "cutmix", dict(pairing=torch.tensor([0, 1, 2, 3, 4, 4])), ValueError, r"params.perm: not a permutation, 4 appears twice"),
-    ("pairing out of range", "mixup", dict(pairing=torch.tensor([0, 1, 2, 3, 4, 6])), ValueError, r"params.perm: entry 5 is 6"),
-    ("pairing of wrong length", "cutmix", dict(pairing=torch.arange(N - 1)), ValueError, r"params.perm.*\(6,\).*\[5\]"),
+    ("pairing not a permutation", "cutmix", dict(pairing=torch.tensor([0, 1, 2, 3, 4, 4])), ValueError, r"pairing: not a permutation, 4 appears twice"),
+    ("pairing out of range", "mixup", dict(pairing=torch.tensor([0, 1, 2, 3, 4, 6])), ValueError, r"pairing: entry 5 is 6"),
+    ("pairing of wrong length", "cutmix", dict(pairing=torch.arange(N - 1)), ValueError, r"pairing: expected shape \(N,\) = \(6,\), got \(5,\)"),
     ("generator of wrong type", "cutmix", dict(generator=0), TypeError, r"generator.*int"),
     ("params not MixParams", "cutmix", dict(params=(1, 2, 3)), TypeError, r"params.*tuple"),
     ("MixUp params for CutMix", "cutmix", dict(params=mixup_params(torch.full((N,), 0.5, dtype=torch.float64))), ValueError, r"params.*boxes is None"),
     ("perm repeated", "cutmix", dict(params=with_perm(torch.tensor([1, 1, 2, 3, 4, 5]))), ValueError, r"params.perm: not a permutation, 1 appears twice"),
     ("perm negative", "cutmix", dict(params=with_perm(torch.tensor([-1, 1, 2, 3, 4, 5]))), ValueError, r"params.perm: entry 0 is -1"),
-    ("perm int32", "cutmix", dict(params=with_perm(torch.arange(N, dtype=torch.int32))), TypeError, r"params.perm.*Int"),
+    ("perm int32", "cutmix", dict(params=with_perm(torch.arange(N, dtype=torch.int32))), TypeError, r"params.perm.*torch\.int32"),
     ("perm for another batch", "cutmix", dict(params=with_perm(torch.arange(N + 2))), ValueError, r"params.perm.*\[8\]"),
     ("box past the right edge", "cutmix", dict(params=with_boxes(torch.tensor([[0, 0, W + 1, 2]] * N))), ValueError, r"params.boxes: row 0 .*\(0, 0, 11, 2\)"),
     ("box reversed", "cutmix", dict(params=with_boxes(torch.tensor([[0, 0, 2, 2]] * (N - 1) + [[3, 0, 2, 2]]))), ValueError, r"params.boxes: row 5 .*\(3, 0, 2, 2\)"),
     ("box negative", "cutmix", dict(params=with_boxes(torch.tensor([[0, -1, 2, 2]] * N))), ValueError, r"params.boxes: row 0.*-1"),
     ("boxes of wrong shape", "cutmix", dict(params=with_boxes(torch.zeros(N, 3, dtype=torch.int64))), ValueError, r"params.boxes.*\[6, 3\]"),
     ("boxes for another batch", "cutmix", dict(params=with_boxes(torch.zeros(N - 1, 4, dtype=torch.int64))), ValueError, r"params.boxes.*\[5, 4\]"),
-    ("float boxes", "cutmix", dict(params=with_boxes(torch.zeros(N, 4))), TypeError, r"params.boxes.*Float"),
+    ("float boxes", "cutmix", dict(params=with_boxes(torch.zeros(N, 4))), TypeError, r"params.boxes.*torch\.float32"),
     ("lam above one", "mixup", dict(params=mixup_params(torch.full((N,), 1.5, dtype=torch.float64))), ValueError, r"params.lam: entry 0 is 1.5"),
     ("lam nan", "mixup", dict(params=mixup_params(torch.tensor([0.5] * 5 + [math.nan], dtype=torch.float64))), ValueError, r"params.lam: entry 5 is nan"),
     ("lam for another batch", "mixup", dict(params=mixup_params(torch.full((N + 1,), 0.5, dtype=torch.float64))), ValueError, r"params.lam.*\[7\]"),
@@ -112,7 +112,7 @@ def test_bad_input_through_the_op_itself(gen):
         torch.ops.cutmix_ext.cutmix_(images, labels, torch.zeros(N, dtype=torch.int64), boxes, K, 0.0)
     with pytest.raises(ValueError, match="params.boxes"):
         torch.ops.cutmix_ext.cutmix_(images, labels, torch.arange(N), boxes + H, K, 0.0)
-    with pytest.raises(TypeError, match="params.lam: expected a float64 or float32 tensor, got Long"):
+    with pytest.raises(TypeError, match="params.lam: expected a float64 or float32 tensor, got torch.int64"):
         torch.ops.cutmix_ext.mixup_(images, labels, torch.arange(N), torch.zeros(N, dtype=torch.int64), K, 0.0)
     assert torch.equal(images, before)
 

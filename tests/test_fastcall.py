@@ -139,7 +139,6 @@ class Name(str):
 
 UNUSUAL = {
     "labels a tensor subclass": lambda a: {**a, "labels": a["labels"].as_subclass(Sub)},
-    "per_sample an int": lambda a: {**a, "per_sample": 1},
     "alpha a numpy float": lambda a: {**a, "alpha": np.float64(0.5)},
     "pairing a str subclass": lambda a: {**a, "pairing": Name("random")},
 }

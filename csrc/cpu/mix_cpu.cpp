@@ -239,10 +239,11 @@ void mixup_cpu(const Plan& p, const Cycles& cyc) {
         const int64_t* c = cyc.order.data() + begin;
         const int64_t n = end - begin;
         begin = end;
-        if (n > 1) std::memcpy(saved.get(), ptr(c[0]), len * sizeof(T));
+        if (n == 1) continue;  // paired with itself: kept exactly, not blended with itself
+        std::memcpy(saved.get(), ptr(c[0]), len * sizeof(T));
         for (int64_t j = 0; j + 1 < n; ++j) blend(ptr(c[j]), ptr(c[j + 1]), len, table[c[j]].lam);
         const int64_t last = c[n - 1];
-        blend(ptr(last), n > 1 ? saved.get() : ptr(last), len, table[last].lam);
+        blend(ptr(last), saved.get(), len, table[last].lam);
       }
     }
   });
@@ -308,8 +309,8 @@ void elem_cpu(const Plan& p, const Cycles& cyc) {
         const int64_t* c = cyc.order.data() + begin;
         const int64_t len = end - begin;
         begin = end;
-        if (len == 1) {  // paired with itself: blends and fills still apply
-          step(c[0], base + c[0] * m.stride_n, false);
+        if (len == 1) {  // paired with itself: only a fill changes it
+          if (table[c[0]].mode == kModeFill) step(c[0], nullptr, true);
           continue;
         }
         const T* first = base + c[0] * m.stride_n;
@@ -439,6 +440,12 @@ void gather_cpu(const GatherArgs& m) {
       const T* src = in + row.src * m.in_stride_n + a * m.in_stride_a;
       T* dst = out + j * m.out_stride_n + a * m.out_stride_a;
       if (!m.cutmix) {
+        if (row.src == j) {  // paired with itself: a copy, not a blend with itself
+          for (int64_t y = y0; y < y1; ++y) {
+            std::memcpy(dst + y * m.out_stride_h, own + y * m.in_stride_h, row_bytes);
+          }
+          continue;
+        }
         if (dense) {
           blend(dst + y0 * row_len, own + y0 * row_len, src + y0 * row_len, (y1 - y0) * row_len,
                 row.wa, row.wb);
@@ -491,8 +498,8 @@ void targets_cpu(const Plan& p, bool cutmix) {
   const double eps = m.smoothing;
   at::parallel_for(0, m.n, grain_for(K * 8), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const double lam = sample_lam(m, table, i, cutmix);
       const int64_t j = partner(m, table, i);
+      const double lam = sample_lam(m, table, i, cutmix);
       float* row = m.targets + i * K;
       if (is_index_label(m)) {
         const double off = smoothed(0.0, eps, K), on = smoothed(1.0, eps, K);

@@ -355,7 +355,8 @@ struct MixUpOp {
   const Sample* table;
   int32_t y, lo;
 
-  __device__ bool touches(int64_t) const { return true; }
+  // A sample paired with itself is left exactly as it is, not blended with itself.
+  __device__ bool touches(int64_t i) const { return partner(m, table, i) != i; }
   __device__ Loaded<V> load(const char* own, const char* src, int64_t) const {
     return Loaded<V>{cutmix_ext::load<V>(own), cutmix_ext::load<V>(src)};
   }
@@ -385,7 +386,10 @@ struct ElemOp {
     const Sample& s = table[i];
     return cut_of<C>(m, s.x1, s.y1, s.x2, s.y2, y, lo);
   }
-  __device__ bool touches(int64_t i) const { return cut(i).touches; }
+  // Paired with itself, only a fill changes a sample.
+  __device__ bool touches(int64_t i) const {
+    return cut(i).touches && (table[i].mode == kModeFill || partner(m, table, i) != i);
+  }
   __device__ Loaded<V> load(const char* own, const char* src, int64_t i) const {
     const int32_t mode = table[i].mode;
     Loaded<V> in;
@@ -724,6 +728,10 @@ __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_con
   const T* z = reinterpret_cast<const T*>(&src_v);
   if (!m.cutmix) {
     own_v = load<V>(own);
+    if (row.src == j) {  // paired with itself: a copy, not a blend with itself
+      store(reinterpret_cast<V*>(dst), own_v);
+      return;
+    }
     src_v = load<V>(src);
 #pragma unroll
     for (int e = 0; e < C::kElems; ++e) o[e] = blend_one(x[e], z[e], row.wa, row.wb);
