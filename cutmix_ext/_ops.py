@@ -421,7 +421,8 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
     every replay; the returned params are then CUDA tensors. Its "random" pairing is a keyed
     pseudo-random permutation rather than a uniform shuffle, and it carries no gradient.
     """
-    _sampling.check_flag(return_params, "return_params")
+    if return_params is not True and return_params is not False:  # inline: the hot path
+        _sampling.check_flag(return_params, "return_params")
     if sampling == "host" and box == "uniform" and label == "area" and p == 1.0 and p is not True \
             and masks is None and targets == "dense":
         out = _direct(True, images, labels, num_classes, label_smoothing, alpha, pairing, per_sample,
@@ -446,7 +447,8 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
     (given params are applied by their perm and lam alone).
     p: the probability of mixing (per sample with per_sample=True, else per batch).
     """
-    _sampling.check_flag(return_params, "return_params")
+    if return_params is not True and return_params is not False:  # inline: the hot path
+        _sampling.check_flag(return_params, "return_params")
     if sampling == "host" and p == 1.0 and p is not True and targets == "dense":
         out = _direct(False, images, labels, num_classes, label_smoothing, alpha, pairing,
                       per_sample, generator, params, return_params)

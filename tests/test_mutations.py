@@ -197,7 +197,10 @@ def entries(dev, gen):
 # ---- the catalogue of bad values, by kind ----
 
 def other_device(t):
-    return t.to("meta") if t.device.type == "cpu" else t.cpu()
+    """A CPU tensor moves to the GPU where there is one (else to meta), a CUDA tensor to the CPU."""
+    if t.device.type != "cpu":
+        return t.cpu()
+    return t.to("cuda" if torch.cuda.is_available() else "meta")
 
 
 def shares_written(t, call):
@@ -222,7 +225,7 @@ NUMBER = [("nan", math.nan), ("infinity", math.inf), ("a string", "1"), ("a bool
 TENSOR = [("a list", lambda t, c: t.tolist()), ("another device", lambda t, c: other_device(t))]
 PERM = [
     ("perm a list", "params.perm", field("perm", lambda t, c: t.tolist())),
-    ("perm on another device", "params.perm", field("perm", lambda t, c: t.to("meta"))),
+    ("perm on another device", "params.perm", field("perm", lambda t, c: other_device(t))),
     ("perm float", "params.perm", field("perm", lambda t, c: t.double())),
     ("perm too short", "params.perm", field("perm", lambda t, c: t[:-1])),
     ("perm out of range", "params.perm", field("perm", lambda t, c: t.clone().index_fill_(0, torch.tensor([1]), N))),
@@ -230,7 +233,7 @@ PERM = [
     ("perm sharing written memory", "params.perm", field("perm", shares_written)),
 ]
 LAM = [
-    ("lam on another device", "params.lam", field("lam", lambda t, c: t.to("meta"))),
+    ("lam on another device", "params.lam", field("lam", lambda t, c: other_device(t))),
     ("lam int", "params.lam", field("lam", lambda t, c: t.long())),
     ("lam too long", "params.lam", field("lam", lambda t, c: torch.cat((t, t[:1])))),
     ("lam nan", "params.lam", field("lam", lambda t, c: t.clone().index_fill_(0, torch.tensor([2]), math.nan))),
@@ -239,7 +242,7 @@ LAM = [
     ("lam sharing written memory", "params.lam", field("lam", shares_written)),
 ]
 BOXES = [
-    ("boxes on another device", "params.boxes", field("boxes", lambda t, c: t.to("meta"))),
+    ("boxes on another device", "params.boxes", field("boxes", lambda t, c: other_device(t))),
     ("boxes float", "params.boxes", field("boxes", lambda t, c: t.float())),
     ("boxes (N, 3)", "params.boxes", field("boxes", lambda t, c: t[:, :3])),
     ("boxes too short", "params.boxes", field("boxes", lambda t, c: t[:-1])),
@@ -248,7 +251,7 @@ BOXES = [
     ("boxes sharing written memory", "params.boxes", field("boxes", shares_written)),
 ]
 MODE = [
-    ("mode on another device", "params.mode", field("mode", lambda t, c: t.to("meta"))),
+    ("mode on another device", "params.mode", field("mode", lambda t, c: other_device(t))),
     ("mode float", "params.mode", field("mode", lambda t, c: t.float())),
     ("mode too short", "params.mode", field("mode", lambda t, c: t[:-1])),
     ("mode 3", "params.mode", field("mode", lambda t, c: t.clone().fill_(3))),
@@ -376,6 +379,9 @@ SPOKEN = {("transforms.Mixup", "x"): ("x", "images"), ("transforms.Mixup", "targ
 CPU_ONLY = {("labels", "index K"), ("labels", "index -1"), ("y", "index K"), ("lam", "nan"),
             ("lam", "above one")}
 
+CPP_DTYPE = re.compile(r"\b(Byte|Char|Short|Int|Long|Half|BFloat16|Float|Double|Bool|ComplexHalf|ComplexFloat|"
+                       r"ComplexDouble)\b")
+
 CASES = [(entry, arg, label)
          for entry, call in entries("cpu", torch.Generator().manual_seed(0)).items()
          for arg, kind in call.kinds.items()
@@ -438,4 +444,5 @@ def test_a_bad_argument_is_refused_before_anything_is_written(entry, arg, label,
     message = str(info.value)
     assert any(re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", message) for n in names), \
         f"the message does not name {' or '.join(names)}: {message}"
+    assert not CPP_DTYPE.search(message), f"a dtype spelled as in C++, not as torch.<name>: {message}"
     assert_unchanged(before)
