@@ -1,4 +1,6 @@
 """Loads the compiled ops and says plainly what the build contains."""
+import glob
+import os
 import warnings
 
 import torch
@@ -6,6 +8,16 @@ import torch
 try:
     from . import _C
 except ImportError as exc:
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not glob.glob(os.path.join(here, "_C*")) and \
+            os.path.isfile(os.path.join(os.path.dirname(here), "setup.py")):
+        # Python puts the current folder first on its path: in the repository root,
+        # `import cutmix_ext` finds the sources rather than the installed package.
+        raise ImportError(
+            f"cutmix_ext: imported from the source folder {here}, which holds no compiled library "
+            f"(the current folder comes first on Python's path). Run from another folder to use the "
+            f"installed cutmix_ext, or build it in place here: `python setup.py build_ext --inplace` "
+            f"(bash scripts/test.sh does)") from None
     raise ImportError(
         f"cutmix_ext: the compiled library cutmix_ext._C could not be loaded ({exc}). Build it "
         f"with `pip install --no-build-isolation -e .` against the installed torch "

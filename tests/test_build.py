@@ -1,6 +1,9 @@
 """What the build contains, and that it says so."""
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -163,3 +166,16 @@ def test_libstdcxx_is_linked_dynamically_even_by_a_static_driver(tmp_path):
 
 def test_the_built_library_uses_the_shared_libstdcxx():
     assert setup_helpers()["own_libstdcxx"](_library._C.__file__) is False
+
+
+def test_the_source_folder_without_a_library_says_so(tmp_path):
+    """Run in the repository root before a build, `import cutmix_ext` finds the sources (the
+    current folder comes first on Python's path): the error says that, not a circular import."""
+    shutil.copytree(os.path.join(ROOT, "cutmix_ext"), tmp_path / "cutmix_ext",
+                    ignore=shutil.ignore_patterns("_C*", "__pycache__"))
+    shutil.copy(os.path.join(ROOT, "setup.py"), tmp_path / "setup.py")
+    run = subprocess.run([sys.executable, "-c", "import cutmix_ext"], cwd=tmp_path, capture_output=True,
+                         text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert run.returncode != 0
+    assert "imported from the source folder" in run.stderr and "no compiled library" in run.stderr, run.stderr
+    assert "circular import" not in run.stderr, run.stderr
