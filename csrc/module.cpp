@@ -289,18 +289,24 @@ PyObject* check_mix(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   END_HANDLE_TH_ERRORS
 }
 
-// check_pairs_(perm, lam, n) -> None: the op's checks of params.perm and params.lam for a batch
-// of n, for mix_targets, which mixes no images.
+// check_pairs_(perm, lam or None, n, perm_name) -> None: the op's checks of params.perm (named
+// perm_name) and params.lam for a batch of n, where no images are mixed (mix_targets, a pairing
+// tensor given to sample_params).
 PyObject* check_pairs(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
-  if (wrong_arity(nargs, 3, "check_pairs_")) return nullptr;
+  if (wrong_arity(nargs, 4, "check_pairs_")) return nullptr;
+  std::optional<at::Tensor> lam;
   std::optional<int64_t> n;
-  if (!THPVariable_Check(args[0]) || !THPVariable_Check(args[1]) ||
-      !plain_optional_int(args[2], n) || !n.has_value()) {
+  std::string_view name_view;
+  if (!THPVariable_Check(args[0]) || !(args[1] == Py_None || THPVariable_Check(args[1])) ||
+      !plain_optional_int(args[2], n) || !n.has_value() || !plain_str(args[3], name_view)) {
     PyErr_SetString(PyExc_TypeError, "check_pairs_: unexpected argument types");
     return nullptr;
   }
-  cutmix_ext::check_pairs(THPVariable_Unpack(args[0]), THPVariable_Unpack(args[1]), *n);
+  if (args[1] != Py_None) lam = THPVariable_Unpack(args[1]);
+  const std::string name(name_view);
+  cutmix_ext::check_pairs(THPVariable_Unpack(args[0]), lam.value_or(at::Tensor()), *n,
+                          name.c_str());
   Py_RETURN_NONE;
   END_HANDLE_TH_ERRORS
 }

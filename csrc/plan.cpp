@@ -195,22 +195,21 @@ void describe_labels(const at::Tensor& images, const at::Tensor& labels,
   }
 }
 
-void describe_perm(const at::Tensor& perm, Plan& p) {
+void describe_perm(const at::Tensor& perm, Plan& p, const char* name = "params.perm") {
   MixArgs& m = p.args;
-  TORCH_CHECK_TYPE(perm.defined() && perm.scalar_type() == at::kLong,
-                   "params.perm: expected an int64 tensor, got ",
-                   dtype_name(perm));
-  TORCH_CHECK_VALUE(perm.is_cpu(), "params.perm: expected a CPU tensor, got ", perm.device());
-  TORCH_CHECK_VALUE(perm.dim() == 1 && perm.size(0) == m.n, "params.perm: expected shape (",
-                    m.n, ",), got ", perm.sizes());
+  TORCH_CHECK_TYPE(perm.defined() && perm.scalar_type() == at::kLong, name,
+                   ": expected an int64 tensor, got ", dtype_name(perm));
+  TORCH_CHECK_VALUE(perm.is_cpu(), name, ": expected a CPU tensor, got ", perm.device());
+  TORCH_CHECK_VALUE(perm.dim() == 1 && perm.size(0) == m.n, name, ": expected shape (", m.n,
+                    ",), got ", perm.sizes());
   const auto acc = perm.accessor<int64_t, 1>();
   std::vector<char> seen(m.n, 0);
   bool roll = true, flip = true;
   for (int64_t i = 0; i < m.n; ++i) {
     const int64_t j = acc[i];
-    TORCH_CHECK_VALUE(0 <= j && j < m.n, "params.perm: entry ", i, " is ", j,
-                      ", outside [0, N = ", m.n, ")");
-    TORCH_CHECK_VALUE(!seen[j], "params.perm: not a permutation, ", j, " appears twice");
+    TORCH_CHECK_VALUE(0 <= j && j < m.n, name, ": entry ", i, " is ", j, ", outside [0, N = ",
+                      m.n, ")");
+    TORCH_CHECK_VALUE(!seen[j], name, ": not a permutation, ", j, " appears twice");
     seen[j] = 1;
     p.table[i].src = static_cast<int32_t>(j);
     roll = roll && j == (i == 0 ? m.n - 1 : i - 1);
@@ -306,11 +305,13 @@ void describe_params(bool cutmix, const at::Tensor& perm, const at::Tensor& para
 
 }  // namespace
 
-void check_pairs(const at::Tensor& perm, const at::Tensor& lam, int64_t n) {
+void check_pairs(const at::Tensor& perm, const at::Tensor& lam, int64_t n,
+                 const char* perm_name) {
   Plan p;
   p.args.n = n;
-  p.args.h = p.args.w = 1;
-  describe_params(false, perm, lam, p);
+  p.table.assign(n, Sample{});
+  describe_perm(perm, p, perm_name);
+  if (lam.defined()) describe_lam(lam, p);
 }
 
 void check_image_shape(const at::Tensor& images, const char* name) {

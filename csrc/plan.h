@@ -55,9 +55,10 @@ struct BoxOutputs {
 };
 BoxOutputs box_outputs(BoxArgs& a, const at::Tensor& boxes, const at::Tensor& idx, int64_t rows);
 
-// The checks of params.perm and params.lam for a batch of n, where no images are mixed
-// (mix_targets).
-void check_pairs(const at::Tensor& perm, const at::Tensor& lam, int64_t n);
+// The checks of params.perm (called `perm_name` in the messages: a pairing tensor) and, when
+// defined, params.lam for a batch of n, where no images are mixed (mix_targets, sample_params).
+void check_pairs(const at::Tensor& perm, const at::Tensor& lam, int64_t n,
+                 const char* perm_name = "params.perm");
 
 // The checks on the images that come before sampling: a tensor of shape (N, ..., H, W), H, W > 0.
 void check_image_shape(const at::Tensor& images, const char* name = "images");

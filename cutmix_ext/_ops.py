@@ -102,16 +102,8 @@ def _check_sampling(alpha, pairing, generator, n=None):
 def _check_partners(pairing, n):
     if tuple(pairing.shape) != (n,):
         raise ValueError(f"pairing: expected shape (N,) = ({n},), got {tuple(pairing.shape)}")
-    if _compiling():
-        return
-    p = pairing.to("cpu", torch.int64)
-    outside = (p < 0) | (p >= n)
-    if bool(outside.any()):
-        i = int(outside.nonzero()[0])
-        raise ValueError(f"pairing: entry {i} is {int(p[i])}, outside [0, N = {n})")
-    counts = torch.bincount(p, minlength=n)
-    if bool((counts > 1).any()):
-        raise ValueError(f"pairing: not a permutation, {int((counts > 1).nonzero()[0])} appears twice")
+    if not _compiling():
+        _C.check_pairs_(pairing.to("cpu", torch.int64), None, n, "pairing")
 
 
 def _check_batch(images, name="images"):
@@ -138,11 +130,6 @@ def _check_class_indices(labels, n, num_classes):
         raise ValueError(f"labels: class index {int(labels[i])} at position {i} is outside [0, "
                          f"num_classes = {num_classes})")
 
-
-def _check_on(t, name, device):
-    """t on the CPU or on `device`: where a tensor read on either may be."""
-    if t.device.type != "cpu" and t.device != device:
-        raise ValueError(f"{name}: expected on the CPU or on {device}, got {t.device}")
 
 
 def _check_call(images, labels, num_classes, label_smoothing, params, cutmix):
@@ -328,13 +315,10 @@ def _apply(images, labels, params, num_classes, label_smoothing, fill, masks, ta
         if cut:
             return images, _ops.cutmix_(images, labels, params.perm, params.boxes, k, eps)
         return images, _ops.mixup_(images, labels, params.perm, params.lam, k, eps)
-    _check_params(params, images, params.boxes is not None)
+    # The given fields first (per-sample modes need boxes), then the mode, given or derived.
+    _check_params(params, images, params.boxes is not None or params.mode is not None)
     g = _general(params, images)
-    _check_params(g, images, True)
-    if not isinstance(g.mode, torch.Tensor):
-        raise TypeError(f"params.mode: expected a tensor, got {type(g.mode).__name__}")
-    if g.mode.device.type != "cpu":
-        raise ValueError(f"params.mode: expected a CPU tensor, got {g.mode.device}")
+    _check_fields(g, ("mode",))
     if labels is not None and not dense:  # compact targets: the op does not see the labels
         _check_class_indices(labels, images.shape[0], num_classes)
         _check_later(images, "images", g, fill, ("labels", labels))
@@ -499,8 +483,8 @@ def mix_targets(labels: torch.Tensor, params: MixParams, num_classes: Optional[i
     """The targets that go with `params`: lam[i] * s(y[i]) + (1 - lam[i]) * s(y[perm[i]]),
     s(y) = (1 - label_smoothing) * y + label_smoothing / K, in float64 and rounded once to
     float32 on the labels' device (where the two labels are equal, that label itself), exactly
-    as `cutmix_`/`mixup_` return them. Use the lam of the
-    grid that was mixed (`params.at(h, w)`)."""
+    as `cutmix_`/`mixup_` return them. Use the lam of the grid that was mixed
+    (`params.at(h, w)`)."""
     if not isinstance(params, MixParams):
         raise TypeError(f"params: expected a cutmix_ext.MixParams, got {type(params).__name__}")
     if not isinstance(labels, torch.Tensor):
@@ -530,7 +514,7 @@ def mix_targets(labels: torch.Tensor, params: MixParams, num_classes: Optional[i
         raise ValueError(f"labels, params.perm: {n} labels, but partners for "
                          f"{tuple(params.perm.shape)} samples")
     if not _compiling():
-        _C.check_pairs_(params.perm, params.lam, n)
+        _C.check_pairs_(params.perm, params.lam, n, "params.perm")
     k = y.shape[1]
     s = y * (1.0 - label_smoothing) + label_smoothing / k
     lam = params.lam.to(labels.device, torch.float64, non_blocking=True).view(n, 1)
@@ -559,13 +543,15 @@ def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tens
         if y.device != logits.device:
             raise ValueError(f"{name}: expected on the logits' device {logits.device}, got {y.device}")
         # On CUDA the check would cost a host sync; gather reports it there.
-        if y.device.type == "cpu" and n and not _compiling() and bool(((y < 0) | (y >= k)).any()):
-            i = int(((y < 0) | (y >= k)).nonzero()[0])
+        bad = (y < 0) | (y >= k) if y.device.type == "cpu" and n and not _compiling() else None
+        if bad is not None and bool(bad.any()):
+            i = int(bad.nonzero()[0])
             raise ValueError(f"{name}: class index {int(y[i])} at position {i} is outside [0, K = {k})")
     if not isinstance(lam, torch.Tensor) or lam.shape != (n,) or not lam.is_floating_point():
         raise ValueError(f"lam: expected a floating-point tensor of shape ({n},), got "
                          f"{getattr(lam, 'dtype', type(lam).__name__)} {tuple(getattr(lam, 'shape', ()))}")
-    _check_on(lam, "lam", logits.device)
+    if lam.device.type != "cpu" and lam.device != logits.device:
+        raise ValueError(f"lam: expected on the CPU or on {logits.device}, got {lam.device}")
     if lam.device.type == "cpu" and not _compiling() and not bool(((lam >= 0) & (lam <= 1)).all()):
         i = int((~((lam >= 0) & (lam <= 1))).nonzero()[0])
         raise ValueError(f"lam: entry {i} is {float(lam[i])}, outside [0, 1]")

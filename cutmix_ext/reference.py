@@ -56,8 +56,7 @@ def mixup_reference(images: torch.Tensor, labels: torch.Tensor, perm: torch.Tens
     out = out.to(images.dtype)
     own = (perm.cpu() == torch.arange(len(perm))).to(images.device)
     out[own] = images[own]
-    return out, mixed_targets_reference(labels, perm, lam, num_classes,
-                                                         label_smoothing)
+    return out, mixed_targets_reference(labels, perm, lam, num_classes, label_smoothing)
 
 
 def mix_reference(images: torch.Tensor, labels: Optional[torch.Tensor], perm: torch.Tensor,

@@ -233,12 +233,12 @@ class _Mix(torch.nn.Module):
             plain = [x.as_subclass(torch.Tensor) for x in images]
             masks = [m.as_subclass(torch.Tensor) for m in masks]
             written = [("images", x) for x in plain] + [("masks", m) for m in masks]
+            g = _general(params, first)
             for x in plain[1:]:  # the other images of the sample get the same draw
-                _check_later(x, "images", _general(params, x), 0.0,
-                             *[w for w in written if w[1] is not x], ("labels", labels))
+                _check_later(x, "images", g, 0.0, *[w for w in written if w[1] is not x],
+                             ("labels", labels))
             for m in masks:
-                _check_masks(m, first, _general(params, first), labels, 0.0,
-                             *[w for w in written if w[1] is not m])
+                _check_masks(m, first, g, labels, 0.0, *[w for w in written if w[1] is not m])
             _, mixed = fn(first, labels, k, label_smoothing=self.label_smoothing, params=params)
             for x in plain[1:]:
                 fn(x, labels, k, params=params)
