@@ -1,12 +1,15 @@
 """Builds cutmix_ext._C: the CPU kernels always, the CUDA kernels when torch has CUDA and nvcc
 is found (FORCE_CUDA=1 insists, FORCE_CUDA=0 skips them). Every decision is printed. The metadata
 is in pyproject.toml."""
+import contextlib
 import glob
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import setuptools
 from setuptools import setup
@@ -160,6 +163,38 @@ def own_libstdcxx(library):
                for f in (line.split() for line in out.stdout.splitlines()) if len(f) >= 8)
 
 
+@contextlib.contextmanager
+def compact_progress():
+    """Shortens ninja's progress lines to `[n/m] compiling <source>`: torch runs ninja verbosely,
+    so each line is a compiler command of a few thousand characters, which buries the progress
+    under `pip install -v`. Everything else (compiler errors and warnings) passes as it is."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)  # ninja inherits the descriptor, not sys.stdout
+    os.close(write_end)
+    start = time.monotonic()
+
+    def relay():
+        with os.fdopen(read_end, "rb") as lines, os.fdopen(os.dup(saved), "wb", buffering=0) as out:
+            for line in lines:
+                m = re.match(rb"(\[\d+/\d+\]) .*?(\S+\.(?:cpp|cu))\b", line)
+                if m:
+                    source = os.path.relpath(m.group(2).decode(errors="replace"), ROOT)
+                    line = f"{m.group(1).decode()} compiling {source} ({time.monotonic() - start:.0f} s)\n".encode()
+                out.write(line)
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)  # closes the pipe's last write end: the relay reaches its end
+        thread.join()
+        os.close(saved)
+
+
 def build_ext_class(config):
     from torch.utils.cpp_extension import BuildExtension
 
@@ -181,7 +216,9 @@ def build_ext_class(config):
             self.force = True
 
         def run(self):
-            super().run()
+            say(f"compiling {len(self.extensions[0].sources)} files, {os.environ['MAX_JOBS']} at a time (MAX_JOBS)")
+            with compact_progress():
+                super().run()
             for ext in self.extensions:
                 library = self.get_ext_fullpath(ext.name)
                 own = own_libstdcxx(library)

@@ -1,5 +1,7 @@
-"""The suite's markdown (targets, summary, every row, the DataLoader case) and its chart."""
+"""The suite's markdown (targets, summary, every row, the DataLoader case), its chart, and the
+headline that the main command shows (cutmix_ext against what ran here, no targets)."""
 import math
+import re
 import sys
 
 from .impls import CUTMIX, MIXUP
@@ -10,6 +12,15 @@ CHART_FAMILIES = ["cutmix_ext", "cutmix_ext per-sample", "torchvision", "timm ba
 COLORS = ["#1b7837", "#7fbf7b", "#2166ac", "#d6604d", "#f4a582", "#8073ac", "#878787"]
 REFUSED, ABSENT = "#b2182b", "#969696"  # the chart's marks: refused the input, not installed
 DPI = 110
+# Cases per panel of the chart: more go on further panels, so that it stays readable at a page's width.
+MAX_GROUPS = 10
+# The summary's columns: the heading, and the implementation's name for an op.
+COLUMNS = [("cutmix_ext", lambda op: f"cutmix_ext {op.lower()}_"),
+           ("torchvision", lambda op: f"torchvision v2.{op}"),
+           ("timm batch", lambda op: "timm Mixup batch"), ("timm elem", lambda op: "timm Mixup elem"),
+           ("kornia", lambda op: "kornia Random" + ("CutMixV2" if op == CUTMIX else "MixUpV2")),
+           ("plain torch", lambda op: "plain torch")]
+LIBRARIES = ("torchvision", "timm", "kornia")  # the optional ones, in the order they install
 
 
 def us(seconds):
@@ -42,11 +53,24 @@ def floor_ratio(rows, r):
     return None if f is None or f.median is None else f.median / r.median
 
 
-def speedup(rows, r):
-    tv = find(rows, r.case, r.impl.op, "torchvision v2." + ("CutMix" if r.impl.op == CUTMIX else "MixUp"))
-    if tv is None or tv.median is None or r.median is None or r.impl.floor:
+def family_row(rows, case, op, family):
+    return next((r for r in rows if r.case == case and r.impl.op == op and r.impl.family == family), None)
+
+
+def ratio(ours, other):
+    """How many times faster ours ran than other; None where either has no time."""
+    if ours is None or other is None or ours.median is None or other.median is None:
         return None
-    return tv.median / r.median
+    return other.median / ours.median
+
+
+def times(s):
+    s = round(s, 1)  # 9.96 is 10x, not 10.0x
+    return f"{s:.0f}x" if s >= 10 else f"{s:.1f}x"
+
+
+def speedup(rows, r):
+    return None if r.impl.floor else ratio(r, find(rows, r.case, r.impl.op, f"torchvision v2.{r.impl.op}"))
 
 
 def targets(rows, device):
@@ -143,40 +167,88 @@ def cell(r):
     return "fails" if r.impl.installed else "not installed"
 
 
+def table_cases(rows, layout="NCHW"):
+    """The cases of the summary table, and of the chart."""
+    return [c for c in case_sections(rows) if c.layout == layout]
+
+
+def floor_pct(rows, case, op):
+    """cutmix_ext's % of the floor: floor / time, for CutMix on the fixed box (the floor's patch)."""
+    name = "cutmix_ext cutmix_ fixed box" if op == CUTMIX else COLUMNS[0][1](op)
+    r = find(rows, case, op, name)
+    p = floor_ratio(rows, r) if r else None
+    return "—" if p is None else f"{100 * p:.0f}%"
+
+
 def summary(rows, layout="NCHW"):
     """One line per case and op: the headline implementations' medians side by side."""
-    cols = [("cutmix_ext", lambda op: f"cutmix_ext {op.lower()}_"),
-            ("torchvision", lambda op: f"torchvision v2.{op}"),
-            ("timm batch", lambda op: "timm Mixup batch"), ("timm elem", lambda op: "timm Mixup elem"),
-            ("kornia", lambda op: "kornia Random" + ("CutMixV2" if op == CUTMIX else "MixUpV2")),
-            ("plain torch", lambda op: "plain torch")]
-    lines = ["| case | dtype | op | " + " | ".join(c for c, _ in cols) + " | floor | vs torchvision | cutmix_ext % of floor |",
-             "|---|---|---|" + "---:|" * (len(cols) + 3)]
-    for case in case_sections(rows):
-        if case.layout != layout:
-            continue
+    lines = ["| case | dtype | op | " + " | ".join(c for c, _ in COLUMNS) +
+             " | floor | vs torchvision | cutmix_ext % of floor |", "|---|---|---|" + "---:|" * (len(COLUMNS) + 3)]
+    for case in table_cases(rows, layout):
         for op in (CUTMIX, MIXUP):
-            cells = []
-            for _, name in cols:
-                r = find(rows, case, op, name(op))
-                cells.append(cell(r))
-            ours = find(rows, case, op, cols[0][1](op))
+            cells = [cell(find(rows, case, op, name(op))) for _, name in COLUMNS]
+            ours = find(rows, case, op, COLUMNS[0][1](op))
             f = floor_row(rows, case, op)
-            fixed = find(rows, case, op, "cutmix_ext cutmix_ fixed box") if op == CUTMIX else ours
             s = speedup(rows, ours) if ours else None
-            pct = floor_ratio(rows, fixed) if fixed else None
             lines.append(f"| {case.name} | {dtype_name(case)} | {op} | " + " | ".join(cells) +
                          f" | {us(f.median) if f else '—'} | {'—' if s is None else f'{s:.1f}x'} | "
-                         f"{'—' if pct is None else f'{100 * pct:.0f}%'} |")
+                         f"{floor_pct(rows, case, op)} |")
     return "\n".join(lines)
 
 
+def missing_libraries(rows):
+    return [lib for lib in LIBRARIES if any(not r.impl.installed and r.impl.family.split()[0] == lib for r in rows)]
+
+
+def install_hint(missing, torch_version, python="python"):
+    """One line: how to bring in the missing libraries beside the installed torch, without
+    replacing it. torchvision 0.(m+15).p is the release built with torch 2.m.p, from the index
+    that torch came from (a local version, as +cpu or +cu130, names PyTorch's own); timm and
+    kornia with --no-deps, as scripts/env.sh and main.sh install them, so that pip leaves torch be."""
+    pip = f"{python} -m pip install"
+    steps = []
+    if "torchvision" in missing:
+        release, _, index = torch_version.partition("+")
+        m = re.match(r"2\.(\d+)\.(\d+)", release)
+        # a torch that the rule does not cover: pinned, so that pip picks the torchvision for it
+        what = f"torchvision==0.{int(m[1]) + 15}.{m[2]}" if m else f"torchvision torch=={torch_version}"
+        steps.append(f"{pip} {what}" + (f" --index-url https://download.pytorch.org/whl/{index}" if index else ""))
+    rest = [pkg for lib, pkgs in (("timm", ["timm"]), ("kornia", ["kornia", "kornia-rs"])) if lib in missing
+            for pkg in pkgs]
+    if rest:
+        steps.append(f"{pip} --no-deps {' '.join(rest)}")
+    names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+    return f"{names} not installed, so not compared; to include them: " + ", then ".join(steps) + ", and run again"
+
+
 def headline(rows, meta):
-    """The short form of the report: how many targets were met, each one missed, the summary."""
-    got = targets(rows, meta["device"])
-    lines = [f"benchmark on {meta['device_name']}: {sum(ok for *_, ok in got)} of {len(got)} targets met"]
-    lines += [f"  not met: {what}: {measured}" for what, measured, ok in got if not ok]
-    return "\n".join(lines + ["", summary(rows)])
+    """The short form of the report: per case and op, cutmix_ext's time next to each other
+    implementation that ran, how many times faster cutmix_ext was, its % of the floor; and how
+    to bring in the libraries that are not installed."""
+    cases = table_cases(rows)
+    others = [(head, name) for head, name in COLUMNS[1:]
+              if any(r is not None and r.impl.installed for case in cases for op in (CUTMIX, MIXUP)
+                     for r in [find(rows, case, op, name(op))])]
+    lines = [f"cutmix_ext against the other implementations installed here, on {meta['device_name']}:",
+             "median µs per call; (Nx): cutmix_ext was N times as fast; % of floor: a copy_ of the bytes it "
+             "moves (CutMix: a fixed half-image patch), timed beside it, over cutmix_ext's time",
+             "",
+             "| case | dtype | op | cutmix_ext | " + " | ".join(h for h, _ in others) + " | cutmix_ext % of floor |",
+             "|---|---|---|---:|" + "---:|" * (len(others) + 1)]
+    for case in cases:
+        for op in (CUTMIX, MIXUP):
+            ours = find(rows, case, op, COLUMNS[0][1](op))
+            cells = [cell(ours)]
+            for _, name in others:
+                r = find(rows, case, op, name(op))
+                s = ratio(ours, r)
+                cells.append(cell(r) + ("" if s is None else f" ({times(s)})"))
+            lines.append(f"| {case.name} | {dtype_name(case)} | {op} | " + " | ".join(cells) +
+                         f" | {floor_pct(rows, case, op)} |")
+    missing = missing_libraries(rows)
+    if missing:
+        lines += ["", install_hint(missing, meta["torch"], meta["python"])]
+    return "\n".join(lines)
 
 
 def detail(rows, case):
@@ -244,20 +316,11 @@ def loader_table(rows):
     return "\n".join(lines)
 
 
-def chart_cases(rows):
-    """The chart's groups: every NCHW float32 case, the uint8 224x224 batches (where others
-    refuse MixUp), the bfloat16 ones that only run on CUDA and the bfloat16 forward+backward."""
-    def wanted(c):
-        return c.layout == "NCHW" and (
-            c.dtype.itemsize == 4 or (c.dtype.itemsize == 1 and c.shape in SIZES_224[:2]) or
-            (c.dtype.itemsize == 2 and (c.backward or c.shape == SIZES_224[2])))
-    return [c for c in case_sections(rows) if wanted(c)]
-
-
 def chart(rows, meta, path):
-    """Time per call of each implementation (log scale), a panel per op, a group per case, the
-    floor as a dashed line across its group; ✗ where an implementation refused the input, ∅
-    where its library is not installed."""
+    """Time per call of each implementation (log scale), a panel per op (and per MAX_GROUPS
+    cases), a group per case of the summary table, the floor as a dashed line across its group;
+    ✗ where an implementation refused the input, ∅ where its library is not installed; over
+    cutmix_ext's bar its speed-up over label_reference(rows)."""
     try:
         import matplotlib
     except ImportError:
@@ -274,25 +337,35 @@ def chart(rows, meta, path):
     return True
 
 
+def label_reference(rows):
+    """The family that the number over cutmix_ext's bar compares with: torchvision where it ran,
+    else plain torch, which is always there; None where neither has a time."""
+    return next((fam for fam in ("torchvision", "plain torch")
+                 if any(r.impl.family == fam and r.median is not None for r in rows)), None)
+
+
 def figure(rows, meta):
     """The chart's matplotlib figure, laid out (None where no case is charted)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    chosen = chart_cases(rows)
+    chosen = table_cases(rows)
     if not chosen:
         return None
+    per = math.ceil(len(chosen) / math.ceil(len(chosen) / MAX_GROUPS))  # balanced panels
+    panels = [(op, chosen[i:i + per]) for op in (CUTMIX, MIXUP) for i in range(0, len(chosen), per)]
+    ref = label_reference(rows)
     # constrained layout with the legend "outside": the figure makes room for the whole legend
-    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 1.25 * len(chosen) + 1.5), 10.5), dpi=DPI,
-                             layout="constrained")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(9.0, 1.25 * per + 1.5), 5.25 * len(panels)), dpi=DPI,
+                             layout="constrained", squeeze=False)
     width = 0.84 / len(CHART_FAMILIES)
     labels, marks = [], set()
-    for ax, op in zip(axes, (CUTMIX, MIXUP)):
-        values, obstacles = [], []
-        for gi, case in enumerate(chosen):
+    for ax, (op, group) in zip(axes[:, 0], panels):
+        values, obstacles, labelled = [], [], False
+        for gi, case in enumerate(group):
             for fi, fam in enumerate(CHART_FAMILIES):
-                r = next((r for r in rows if r.case == case and r.impl.op == op and r.impl.family == fam), None)
+                r = family_row(rows, case, op, fam)
                 x = gi - 0.42 + (fi + 0.5) * width
                 if r is not None and r.median is not None:
                     ax.bar(x, r.median * 1e6, width * 0.92, color=COLORS[fi])
@@ -309,22 +382,23 @@ def figure(rows, meta):
                 obstacles.append((gi - 0.46, gi + 0.46, f.median * 1e6, f.median * 1e6))
                 values.append(f.median * 1e6)
             ours = find(rows, case, op, f"cutmix_ext {op.lower()}_")
-            s = speedup(rows, ours) if ours is not None else None
+            s = ratio(ours, family_row(rows, case, op, ref)) if ref else None
             if s is not None:
                 x = gi - 0.42 + 0.5 * width
+                labelled = True
                 labels.append((ax, obstacles, x + width * 0.46, ax.text(
-                    x, ours.median * 1e6, f"{s:.0f}x" if s >= 10 else f"{s:.1f}x",
-                    ha="center", va="bottom", fontsize=7, color=COLORS[0], fontweight="bold")))
+                    x, ours.median * 1e6, times(s), ha="center", va="bottom", fontsize=7, color=COLORS[0],
+                    fontweight="bold")))
         ax.set_yscale("log")
         if values:
             ax.set_ylim(min(values) / 4, max(values) * 4)
-        ax.set_xlim(-0.55, len(chosen) - 0.45)
-        ax.set_xticks(range(len(chosen)))
-        ax.set_xticklabels([f"{c.name.replace(' fwd+bwd', chr(10) + 'fwd+bwd')}\n{dtype_name(c)}" for c in chosen],
+        ax.set_xlim(-0.55, len(group) - 0.45)
+        ax.set_xticks(range(len(group)))
+        ax.set_xticklabels([f"{c.name.replace(' fwd+bwd', chr(10) + 'fwd+bwd')}\n{dtype_name(c)}" for c in group],
                            fontsize=8)
         ax.set_ylabel("µs per call (log scale)")
-        ax.set_title(f"{op}: time per call, lower is better (the number over cutmix_ext: its speed-up "
-                     f"over torchvision)", fontsize=10)
+        ax.set_title(f"{op}: time per call, lower is better" +
+                     (f" (the number over cutmix_ext: its speed-up over {ref})" if labelled else ""), fontsize=10)
         ax.grid(axis="y", which="major", alpha=0.35)
         ax.grid(axis="y", which="minor", alpha=0.12)
     handles = [Patch(color=c, label=f) for f, c in zip(CHART_FAMILIES, COLORS)]

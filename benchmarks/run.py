@@ -6,7 +6,8 @@ measured side by side in one run on one device.
     python -m benchmarks.run --device cpu --quick    # a few cases, fewer samples (about 1 minute)
 
 Writes benchmarks/results/<device>-<date>.md (every row) and .png (the chart), and prints the
-markdown (--brief: only its headline, the targets met and the summary table).
+markdown (--brief: only the headline, cutmix_ext's time next to each other implementation that
+ran and its speed-up over it, and how to install the libraries that are missing).
 
 Timing. The implementations of one case take turns, one sample each per round in a shuffled
 order, so that a slow spell of a shared machine hits them alike and their ratios stay fair; each
@@ -425,7 +426,8 @@ def main(argv=None):
                         help="samples per row at least (default 7, 3 with --quick)")
     parser.add_argument("--no-loader", action="store_true", help="skip the DataLoader end-to-end case")
     parser.add_argument("--brief", action="store_true",
-                        help="print the headline (targets met, the summary table) instead of the whole report")
+                        help="print the headline (cutmix_ext against what ran, how to install what is "
+                             "missing) instead of the whole report")
     parser.add_argument("--only", default=None, help="run only the cases whose label contains this")
     parser.add_argument("--impls", default=None,
                         help="run only the implementations whose name contains one of these "
@@ -464,8 +466,8 @@ def main(argv=None):
 
     now = datetime.datetime.now(datetime.timezone.utc)
     meta = dict(device=args.device, device_name=device_name(args.device), versions=versions(),
-                date=f"{now:%Y-%m-%d %H:%M UTC}", K=K, min_run_time=args.min_run_time,
-                min_samples=args.min_samples, quick=args.quick,
+                torch=torch.__version__, python=sys.executable, date=f"{now:%Y-%m-%d %H:%M UTC}", K=K,
+                min_run_time=args.min_run_time, min_samples=args.min_samples, quick=args.quick,
                 command="python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]))
     stem = f"{args.device}-{now:%Y-%m-%d}" + ("-quick" if args.quick else "")
     os.makedirs(args.out, exist_ok=True)

@@ -33,15 +33,17 @@ def sample_params(size: Union[torch.Tensor, Sequence[int]], mode: str = "cutmix"
     batch. pairing: "roll" (i takes from i-1), "flip" (from N-1-i), "random" (a random
     permutation) or an int64 tensor of partners.
 
-    The paper's ablation variants (CutMix; box and p also for CutOut):
-      box="center_gaussian": the centre ~ Gaussian at the image centre, standard deviation
-          center_std * side, rounded and kept on the image.
-      box=16 or (h, w): a fixed-size box, centre uniform, clipped (lam is its area left).
-      label="onehot": the target is the label that covers more of the image (a tie keeps the
-          sample's own); label="complete": 0.5 / 0.5 wherever something was pasted.
-      p: the probability of mixing at all, per sample with per_sample=True, else per batch
-          (Scheduled CutMix raises it from 0 to 1 over training; see transforms.CutMix).
-    Parameters from a label variant carry a per-sample `mode`, applied as drawn by `mix_`.
+    The paper's ablation variants (CutMix; ``box`` and ``p`` also for CutOut):
+
+    - ``box="center_gaussian"``: the centre ~ Gaussian at the image centre, standard deviation
+      ``center_std * side``, rounded and kept on the image.
+    - ``box=16`` or ``(h, w)``: a fixed-size box, centre uniform, clipped (lam is its area left).
+    - ``label="onehot"``: the target is the label that covers more of the image (a tie keeps the
+      sample's own); ``label="complete"``: 0.5 / 0.5 wherever something was pasted.
+    - ``p``: the probability of mixing at all, per sample with ``per_sample=True``, else per batch
+      (Scheduled CutMix raises it from 0 to 1 over training; see `transforms.CutMix`).
+
+    Parameters from a label variant carry a per-sample ``mode``, applied as drawn by `mix_`.
     """
     if mode not in ("cutmix", "mixup", "cutout"):
         raise ValueError(f"mode: expected 'cutmix', 'mixup' or 'cutout', got {mode!r}")
@@ -387,23 +389,39 @@ def cutmix_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[in
             sampling: str = "host", box: BoxKind = "uniform", center_std: float = 0.125,
             label: str = "area", p: float = 1.0, masks: Optional[torch.Tensor] = None,
             targets: str = "dense"):
-    """CutMix in place: images[i][..., y1:y2, x1:x2] = images[perm[i]][..., y1:y2, x1:x2].
+    """CutMix in place: ``images[i][..., y1:y2, x1:x2] = images[perm[i]][..., y1:y2, x1:x2]``.
 
-    images: (N, C, H, W) or (N, ..., H, W); uint8, float16, bfloat16, float32 or float64 (or an
-        integer mask); contiguous or channels_last; CPU or CUDA. Mutated and returned.
-    labels: class indices (N,) (int64/int32, with num_classes) or soft targets (N, K).
-    Returns (images, targets[, params]): targets float32 (N, K) on the images' device,
-    targets[i] = lam[i] * s(labels[i]) + (1 - lam[i]) * s(labels[perm[i]]) with
-    s(y) = (1 - label_smoothing) * y + label_smoothing / K and lam the exact area left to i.
-    params replays a previous call's MixParams exactly; nothing is then sampled.
-    box, center_std, label, p: the paper's variants, see `sample_params`.
-    masks: an (N, H, W) or (N, 1, H, W) segmentation mask, cut and pasted with the same boxes
-    and partners. targets="compact": (y_a, y_b, lam) instead of the (N, K) targets, for very
-    large K with `mixed_cross_entropy`.
-    sampling="device" (CUDA images, N <= 1024) draws inside the kernel from torch's CUDA
-    generator instead of on the host, so that a captured CUDA graph draws new parameters on
-    every replay; the returned params are then CUDA tensors. Its "random" pairing is a keyed
-    pseudo-random permutation rather than a uniform shuffle, and it carries no gradient.
+    :param images: ``(N, C, H, W)`` or ``(N, ..., H, W)``; uint8, float16, bfloat16, float32 or
+        float64 (or an integer mask); contiguous or channels_last; CPU or CUDA. Mutated in place
+        and returned.
+    :param labels: class indices ``(N,)`` (int64 or int32, with ``num_classes``) or soft targets
+        ``(N, K)``, on the images' device.
+    :param num_classes: K; may be None with soft targets.
+    :param alpha: lam ~ Beta(alpha, alpha).
+    :param label_smoothing: eps in [0, 1): ``s(y) = (1 - eps) * y + eps / K``.
+    :param pairing: ``"roll"`` (i takes from i - 1), ``"flip"`` (from N - 1 - i), ``"random"`` (a
+        random permutation) or an int64 tensor of partners.
+    :param per_sample: an independent lam and box for every sample instead of one for the batch.
+    :param generator: the CPU generator to draw from (default: torch's default CPU generator).
+    :param params: a `MixParams` from an earlier call, applied exactly; nothing is then sampled.
+    :param return_params: also return the `MixParams` that were applied.
+    :param sampling: ``"host"`` (drawn on the CPU) or ``"device"``: drawn inside the kernel from
+        torch's CUDA generator (CUDA images, N <= 1024), so that a captured CUDA graph draws anew
+        on every replay; the returned params are then CUDA tensors, the ``"random"`` pairing is
+        a keyed pseudo-random permutation and there is no gradient.
+    :param box: ``"uniform"`` (the paper's), ``"center_gaussian"``, or a fixed size ``16`` or
+        ``(h, w)``; see `sample_params`.
+    :param center_std: the spread of ``box="center_gaussian"``, as a fraction of the side.
+    :param label: ``"area"`` (the exact area), ``"onehot"`` or ``"complete"``; see `sample_params`.
+    :param p: the probability of mixing at all (per sample with ``per_sample=True``).
+    :param masks: an ``(N, H, W)`` or ``(N, 1, H, W)`` integer segmentation mask, cut and pasted
+        with the same boxes and partners.
+    :param targets: ``"dense"``, or ``"compact"`` for ``(y_a, y_b, lam)`` in place of the
+        ``(N, K)`` targets (for very large K, with `mixed_cross_entropy`).
+    :returns: ``(images, targets)``, or ``(images, targets, params)``; targets are float32
+        ``(N, K)`` on the images' device,
+        ``targets[i] = lam[i] * s(labels[i]) + (1 - lam[i]) * s(labels[perm[i]])``, with lam the
+        exact area left to sample i.
     """
     if return_params is not True and return_params is not False:  # inline: the hot path
         _sampling.check_flag(return_params, "return_params")
@@ -424,12 +442,15 @@ def mixup_(images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int
            per_sample: bool = False, generator: Optional[torch.Generator] = None,
            params: Optional[MixParams] = None, return_params: bool = False,
            sampling: str = "host", p: float = 1.0, targets: str = "dense"):
-    """MixUp in place: images[i] = lam[i] * images[i] + (1 - lam[i]) * images[perm[i]], computed
-    in float32 (float64 for float64 images) and rounded once (to nearest, clamped, for uint8).
+    """MixUp in place: ``images[i] = lam[i] * images[i] + (1 - lam[i]) * images[perm[i]]``,
+    computed in float32 (float64 for float64 images) and rounded once (to nearest even, clamped,
+    for uint8).
 
-    Arguments and targets as in `cutmix_`; lam ~ Beta(alpha, alpha), params.boxes is None
-    (given params are applied by their perm and lam alone).
-    p: the probability of mixing (per sample with per_sample=True, else per batch).
+    The arguments, the targets and the return value are those of `cutmix_`; lam ~ Beta(alpha,
+    alpha) and ``params.boxes`` is None (given params are applied by their perm and lam alone).
+
+    :param p: the probability of mixing at all (per sample with ``per_sample=True``, else per
+        batch).
     """
     if return_params is not True and return_params is not False:  # inline: the hot path
         _sampling.check_flag(return_params, "return_params")

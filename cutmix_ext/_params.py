@@ -10,15 +10,16 @@ PASTE, BLEND, FILL = 0, 1, 2
 class MixParams(NamedTuple):
     """What one call applied, on the CPU (CUDA tensors from sampling="device").
 
-    perm:  int64 (N,), sample i took from sample perm[i].
-    boxes: int64 (N, 4) as (x1, y1, x2, y2), half-open pixel coordinates; None for MixUp.
-    lam:   float64 (N,), the weight of each sample's own label (the exact area left to it).
-    size:  (H, W), the grid the boxes are on; None if unknown (parameters built by hand).
-    mode:  int8 (N,) or None. Set, each sample acts by its own mode inside its box: 0 pastes
-           the partner's pixels (CutMix), 1 blends lam * own + (1 - lam) * partner (MixUp; the
-           box is then the whole image), 2 writes a fill value (CutOut); lam is then taken as
-           given, not recomputed from the box (the paper's label variants, timm's
-           correct_lam=False). Applied by `cutmix_ext.mix_`.
+    - ``perm``: int64 ``(N,)``, sample i took from sample ``perm[i]``.
+    - ``boxes``: int64 ``(N, 4)`` as ``(x1, y1, x2, y2)``, half-open pixel coordinates; None for
+      MixUp.
+    - ``lam``: float64 ``(N,)``, the weight of each sample's own label (the exact area left to it).
+    - ``size``: ``(H, W)``, the grid the boxes are on; None if unknown (parameters built by hand).
+    - ``mode``: int8 ``(N,)`` or None. Set, each sample acts by its own mode inside its box: 0
+      pastes the partner's pixels (CutMix), 1 blends ``lam * own + (1 - lam) * partner`` (MixUp;
+      the box is then the whole image), 2 writes a fill value (CutOut); lam is then taken as
+      given, not recomputed from the box (the paper's label variants, timm's
+      ``correct_lam=False``). Applied by `cutmix_ext.mix_`.
     """
 
     perm: torch.Tensor

@@ -1,15 +1,19 @@
 """CutMix and MixUp for object-detection batches: the images mixed in place by the same kernels
-as `cutmix_`/`mixup_`, and the boxes brought along with them.
+as `cutmix_`/`mixup_`, and the boxes brought along with them::
 
     images, targets = cutmix_ext.detection.cutmix_(images, targets)   # (N, C, H, W), boxes
     images, targets = cutmix_ext.detection.mixup_(images, targets)
 
-`targets` takes either form detection code uses:
-  - a list of N dicts (torchvision's): "boxes" a tv_tensors.BoundingBoxes (XYXY, XYWH or CXCYWH)
-    or an (M_i, 4) XYXY pixel tensor, "labels" (M_i,); "masks" (M_i, H, W) instance masks and
-    the keys named by `per_box` follow their boxes; every other key passes through unchanged;
-  - the flat form of YOLO trainers: a dict with "boxes" (M, 4), "labels" (M,) and "batch_idx"
-    (M,), worked on by one op on the boxes' device (CPU or CUDA), without a loop over the samples.
+``targets`` takes either form detection code uses:
+
+- a list of N dicts (torchvision's): ``"boxes"`` a ``tv_tensors.BoundingBoxes`` (XYXY, XYWH or
+  CXCYWH) or an ``(M_i, 4)`` XYXY pixel tensor, ``"labels"`` ``(M_i,)``; ``"masks"``
+  ``(M_i, H, W)`` instance masks and the keys named by ``per_box`` follow their boxes; every other
+  key passes through unchanged;
+- the flat form of YOLO trainers: a dict with ``"boxes"`` ``(M, 4)``, ``"labels"`` ``(M,)`` and
+  ``"batch_idx"`` ``(M,)``, worked on by one op on the boxes' device (CPU or CUDA), without a loop
+  over the samples.
+
 It comes back in the same form, boxes in their type and format, with a float32 "weights" per box
 (1 for CutMix; lam for a sample's own boxes and 1 - lam for its partner's under MixUp).
 The image-level lam is params.lam.
@@ -20,6 +24,7 @@ the tightest box around that part; then come j's boxes b cut to b & B, kept when
 least min_visibility of b's area. Under MixUp, i's boxes, then j's. Boxes are clipped to the image
 first; those of zero area are dropped."""
 import collections.abc
+import functools
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
@@ -170,6 +175,7 @@ def _box_tensor(b, name):
     return b
 
 
+@functools.lru_cache(maxsize=None)  # a broken torchvision fails slowly: once is enough
 def _tv():
     try:
         from torchvision import tv_tensors

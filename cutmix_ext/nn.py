@@ -14,6 +14,8 @@ __all__ = ["FeatureMix"]
 class FeatureMix(torch.nn.Module):
     """Mixes the activation passing through it, in train() mode; the identity in eval().
 
+    ::
+
         self.mix = cutmix_ext.nn.FeatureMix("cutmix", alpha=1.0)
         ...
         def forward(self, x):

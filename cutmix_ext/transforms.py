@@ -1,15 +1,21 @@
-"""Drop-in replacements, mixing in place with cutmix_ext's kernels:
+"""Drop-in replacements, mixing in place with cutmix_ext's kernels.
 
-    from cutmix_ext.transforms import CutMix, MixUp   # instead of torchvision.transforms.v2
-    cutmix = CutMix(num_classes=NUM_CLASSES)
-    images, labels = cutmix(images, labels)
+Instead of torchvision.transforms.v2::
 
-    from cutmix_ext.transforms import Mixup, FastCollateMixup   # instead of timm.data
+    from cutmix_ext.transforms import CutMix, MixUp, RandomChoice
+    cutmix_or_mixup = RandomChoice([CutMix(num_classes=NUM_CLASSES), MixUp(num_classes=NUM_CLASSES)])
+    images, labels = cutmix_or_mixup(images, labels)
+
+Instead of timm.data::
+
+    from cutmix_ext.transforms import Mixup, FastCollateMixup
     mixup_fn = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=1000)
     images, targets = mixup_fn(images, labels)
 """
 import collections.abc
 import math
+import numbers
+import warnings
 from typing import Any, Callable, Optional, Union
 
 import torch
@@ -19,14 +25,25 @@ from . import _sampling
 from ._ops import (MixParams, _check_later, _check_masks, _general, cutmix_, mix_, mix_masks_, mixup_,
                    sample_params)
 
-__all__ = ["CutMix", "FastCollateMixup", "Mixup", "MixUp"]
+__all__ = ["CutMix", "FastCollateMixup", "Mixup", "MixUp", "RandomChoice"]
 
 _sample_timm = torch.ops.cutmix_ext.sample_timm.default
 
-try:  # torchvision's tensor subclasses, only to recognise images and videos among the inputs
+# torchvision's tensor subclasses, to recognise images, videos, masks and boxes among the inputs.
+# One that is installed but fails to import (built for another torch, it raises RuntimeError
+# "operator torchvision::nms does not exist") is taken as absent, and said so: a warning now, and
+# the reason in the error for any torchvision type among the inputs, which cannot be told apart.
+try:
     from torchvision import tv_tensors as _tv
-except ImportError:  # pragma: no cover - torchvision is optional
+except Exception as exc:  # noqa: BLE001
     _tv = None
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "torchvision":
+        _tv_missing = "torchvision was not installed when cutmix_ext.transforms was imported"
+    else:
+        _tv_missing = (f"torchvision is installed but `from torchvision import tv_tensors` failed "
+                       f"({type(exc).__name__}: {exc})")
+        warnings.warn(f"cutmix_ext.transforms: {_tv_missing}; the transforms take plain tensors, "
+                      f"not torchvision's tensor types")
 
 
 def _find_labels(inputs: Any) -> torch.Tensor:
@@ -69,6 +86,9 @@ def _refused(x: Any) -> Optional[str]:
         keypoints = getattr(_tv, "KeyPoints", None)  # torchvision >= 0.23
         if keypoints is not None and isinstance(x, keypoints):
             return "a tv_tensors.KeyPoints (the points would no longer match their mixed image)"
+    elif type(x).__module__.startswith("torchvision."):
+        # Taken for a plain tensor, a mask or boxes would be mixed as an image, or left behind.
+        return f"a {type(x).__module__}.{type(x).__name__}: {_tv_missing}"
     return None
 
 
@@ -269,6 +289,101 @@ class MixUp(_Mix):
     schedule_steps too)."""
 
     _cutmix = False
+
+
+class _Choice:
+    def __init__(self) -> None:
+        self.index: Optional[int] = None
+
+
+class RandomChoice(torch.nn.Module):
+    """torchvision.transforms.v2.RandomChoice, without torchvision: each call passes its inputs,
+    as they are, to one of ``transforms``, picked with probabilities ``p``; it returns what that
+    transform returns. ``RandomChoice([CutMix(...), MixUp(...)])`` is the tutorial's
+    ``v2.RandomChoice([cutmix, mixup])``.
+
+    The pick is torchvision's draw, ``torch.multinomial`` over ``p``, from ``generator``: under
+    the same ``torch.manual_seed`` it picks as torchvision's does. The picked transform then
+    draws its own parameters from its own generator. `Mixup` (timm's rules: partners N-1-i,
+    smoothed targets, (images, class indices) calls only) picks between CutMix and MixUp by
+    ``switch_prob`` in one call too, per batch, or per sample with ``mode="elem"``.
+
+    Args:
+        transforms: the transforms to pick from: a list or tuple of callables (or an
+            ``nn.ModuleList``), at least one.
+        p: one non-negative weight per transform, normalised to sum to 1 as in torchvision
+            (``[2, 1]`` picks the first two times in three); None: all equally likely.
+        generator: a CPU ``torch.Generator`` for the pick; default torch's CPU generator.
+
+    Attributes:
+        transforms (list): the transforms, in the given order.
+        p (list of float): the normalised probabilities.
+        generator: as given.
+    """
+
+    def __init__(self, transforms: Any, p: Optional[Any] = None, *,
+                 generator: Optional[torch.Generator] = None) -> None:
+        if not isinstance(transforms, (collections.abc.Sequence, torch.nn.ModuleList)):
+            raise TypeError(f"transforms: expected a list or tuple of callables, got {type(transforms).__name__}")
+        if not len(transforms):
+            raise ValueError(f"transforms: expected at least one transform, got {transforms!r}")
+        for i, t in enumerate(transforms):
+            if not callable(t):
+                raise TypeError(f"transforms[{i}]: expected a callable, got {t!r}")
+        if p is None:
+            weights = [1.0] * len(transforms)
+        else:
+            if isinstance(p, torch.Tensor):
+                p = p.tolist()
+            if not isinstance(p, collections.abc.Iterable) or isinstance(p, str):
+                raise TypeError(f"p: expected a sequence of numbers or None, got {p!r}")
+            weights = list(p)
+            if len(weights) != len(transforms):
+                raise ValueError(f"p: expected one weight per transform ({len(transforms)}), got "
+                                 f"{len(weights)}: {p!r}")
+            for i, v in enumerate(weights):
+                if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                    raise TypeError(f"p[{i}]: expected a number, got {v!r}")
+                if not 0 <= v < math.inf:
+                    raise ValueError(f"p[{i}]: expected a non-negative finite number, got {v!r}")
+        total = sum(map(float, weights))
+        if not 0 < total < math.inf:
+            raise ValueError(f"p: expected weights with a positive, finite sum, got {p!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator: expected a torch.Generator or None, got {generator!r}")
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError(f"generator: the pick is drawn on the CPU, got a generator on {generator.device}")
+        super().__init__()
+        # A copy, never registered as submodules (as torchvision): editing the list passed in
+        # cannot put it out of step with p.
+        self.transforms = list(transforms)
+        self.p = [float(v) / total for v in weights]
+        self.generator = generator
+        self._choice = _Choice()  # per-call state off nn.Module's __setattr__, as _Mix's
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, transforms={self.transforms}"
+
+    @property
+    def last_choice(self) -> Optional[int]:
+        """The index in ``transforms`` of the last call's pick (None before the first call); a
+        call whose transform raised leaves it as it was."""
+        return self._choice.index
+
+    @property
+    def last_params(self) -> Optional[MixParams]:
+        """The ``last_params`` of the last call's pick: its draw, unless that transform was called
+        on its own since (None before the first call, or for a transform that keeps none)."""
+        i = self._choice.index
+        return None if i is None else getattr(self.transforms[i], "last_params", None)
+
+    def forward(self, *inputs: Any) -> Any:
+        """Calls one of the transforms, picked at random, with ``inputs``: ``(images, labels)``, a
+        dict, or whatever the transforms take."""
+        i = int(torch.multinomial(torch.tensor(self.p), 1, generator=self.generator))
+        out = self.transforms[i](*inputs)
+        self._choice.index = i
+        return out
 
 
 class Mixup:

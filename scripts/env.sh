@@ -28,7 +28,7 @@ if ! installed torchvision; then
   tv=$("$PY" -c 'import re, sys; m, p = map(int, re.match(r"2\.(\d+)\.(\d+)", sys.argv[1]).groups()); print(f"0.{m + 15}.{p}")' "$torch_release")
   why=""
   if [[ $torch_release == *+* ]]; then
-    why="torch $torch_release is a build of PyTorch's own index, and PyPI's torchvision fails beside it; install torchvision==$tv+${torch_release#*+} from that index"
+    why="torch $torch_release is a build of PyTorch's own index, and PyPI's torchvision fails beside it; the matching torchvision comes from that index: $PY -m pip install torchvision==$tv --index-url https://download.pytorch.org/whl/${torch_release#*+}"
   elif [ "$(head -n 1 "$no_tv" 2>/dev/null)" = "$torch_release" ]; then
     why="pip could not install torchvision==$tv for torch $torch_release before (delete $no_tv to retry)"
   else

@@ -1,7 +1,10 @@
 """The benchmark suite runs end to end on a small case and reports what it measured: every
-implementation timed or its failure recorded, the floors, the targets, the chart; and the main
-command's plumbing around it. (Its speed is shown by its own output, never asserted here.)"""
+implementation timed or its failure recorded, the floors, the targets, the chart; the headline
+the main command shows; and the main command's plumbing around it. (Its speed is shown by its
+own output, never asserted here.) Nothing here needs torchvision, timm or kornia but what skips
+without them: the charts and the headline are tested on made-up rows."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,20 +75,57 @@ def test_a_missing_library_is_reported_as_not_installed(tmp_path, monkeypatch):
         assert "kornia not installed" in line
 
 
-def test_brief_prints_the_headline_and_where_the_report_is(tmp_path, capsys):
-    """What the main command shows of the benchmark: the targets met and the summary table, not
-    the whole report, which is written as always."""
-    run.main(QUICK + ["--only", "8x3x8x8 float32", "--impls", "cutmix_ext,torchvision", "--brief",
-                      "--out", str(tmp_path)])
+def test_brief_prints_the_headline_and_where_the_report_is(tmp_path, capsys, monkeypatch):
+    """What the main command shows of the benchmark, where torchvision, timm and kornia are not
+    installed: cutmix_ext next to what ran, with its speed-up, no project targets, and how to
+    install the others; not the whole report, which is written as always."""
+    for name in ("tv", "timm_mixup", "RandomCutMixV2", "RandomMixUpV2"):
+        monkeypatch.setattr(impls, name, None)
+    run.main(QUICK + ["--only", "8x3x8x8 float32", "--brief", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     stem = next(f for f in os.listdir(tmp_path) if f.endswith(".md"))[:-3]
-    md = (tmp_path / f"{stem}.md").read_text()
-    assert "targets met" in out.splitlines()[0]
-    table = md[md.index("| case | dtype | op |"):md.index("## Every row")].strip()
-    assert table in out
-    assert "## Every row" not in out and "### 8x3x8x8" not in out
     assert out.rstrip().endswith(f"full report: {tmp_path / stem}.md" +
                                  (" and .png" if os.path.exists(tmp_path / f"{stem}.png") else ""))
+    shown = out.rstrip().rsplit("\n", 1)[0]
+    assert "target" not in shown.lower() and " met" not in shown
+    assert "## Every row" not in shown and "### 8x3x8x8" not in shown
+    lines = shown.splitlines()
+    assert "| case | dtype | op | cutmix_ext | plain torch | cutmix_ext % of floor |" in lines
+    for op in ("CutMix", "MixUp"):
+        ours, theirs = next(ln for ln in lines if ln.startswith(f"| 8x3x8x8 | float32 | {op} |")).split(" | ")[3:5]
+        time, speedup = re.fullmatch(r"([\d.,]+) \(([\d.]+)x\)", theirs).groups()
+        assert float(speedup) == pytest.approx(float(time) / float(ours), rel=0.1, abs=0.1)
+    m, p = re.match(r"2\.(\d+)\.(\d+)", torch.__version__).groups()
+    hint = next(ln for ln in lines if ln.startswith("torchvision, timm and kornia not installed"))
+    assert f"torchvision==0.{int(m) + 15}.{p}" in hint and "--no-deps timm kornia kornia-rs" in hint
+
+
+@pytest.mark.parametrize("torch_version, missing, want, unwanted", [
+    ("2.13.0+cpu", ["torchvision", "timm"],
+     ["torchvision==0.28.0 --index-url https://download.pytorch.org/whl/cpu", "--no-deps timm"], ["kornia"]),
+    ("2.14.1+cu130", ["torchvision"], ["torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu130"],
+     ["timm"]),
+    ("2.14.1", ["torchvision", "kornia"], ["torchvision==0.29.1", "--no-deps kornia kornia-rs"],
+     ["--index-url", "timm"]),
+    ("2.14.1+cpu", ["timm"], ["--no-deps timm"], ["torchvision"]),
+])
+def test_the_install_hint_matches_the_installed_torch(torch_version, missing, want, unwanted):
+    hint = report.install_hint(missing, torch_version, "py")
+    assert hint.startswith(" and ".join(missing) + " not installed") and "py -m pip install" in hint
+    for w in want:
+        assert w in hint, w
+    for w in unwanted:
+        assert w not in hint.split("not installed", 1)[1], w
+
+
+def test_the_headline_compares_with_every_library_that_ran_and_asks_for_no_other():
+    rows = made_up_rows([run.Case((64, 3, 224, 224), torch.float32)], refused=("timm elem",))
+    text = report.headline(rows, {"device_name": "a CPU", "torch": "2.14.1", "python": "py"})
+    assert "not installed" not in text and "target" not in text.lower()
+    assert ("| case | dtype | op | cutmix_ext | torchvision | timm batch | timm elem | kornia | plain torch | "
+            "cutmix_ext % of floor |") in text.splitlines()
+    line = next(ln for ln in text.splitlines() if ln.startswith("| 64x3x224x224 | float32 | CutMix |"))
+    assert line.split(" | ")[3:8] == ["1,000", "9,000 (9.0x)", "5,000 (5.0x)", "fails", "8,000 (8.0x)"]
 
 
 def test_cpu_peak_bytes_counts_what_the_call_allocates_and_logs_nothing(capfd):
@@ -118,21 +158,35 @@ def test_importing_the_benchmark_logs_nothing():
     assert done.returncode == 0 and done.stderr == "", done.stderr
 
 
-def chart_rows():
-    """A CUDA-free synthetic run: the floor just above cutmix_ext's bar (where its label would
-    go), one implementation refusing the input (plain torch, there whatever else is installed),
-    one library absent (kornia)."""
-    case = run.Case((64, 3, 224, 224), torch.float32)
-    times = {"cutmix_ext": 1.0e-3, "cutmix_ext per-sample": 1.1e-3, "torchvision": 9e-3, "timm batch": 5e-3,
-             "timm elem": 7e-3, "plain torch": None, "floor": 1.15e-3}
+TIMES = {"cutmix_ext": 1.0e-3, "cutmix_ext per-sample": 1.1e-3, "cutmix_ext fixed": 1.05e-3,
+         "torchvision": 9e-3, "timm batch": 5e-3, "timm elem": 7e-3, "kornia": 8e-3, "plain torch": 3e-3,
+         "floor": 1.15e-3}
+
+
+def made_up_rows(cases, absent=(), refused=()):
+    """A run that never happened, the same whatever is installed here: a row per case for each
+    family of TIMES, timed (in proportion to the case's bytes) but for the families absent (not
+    installed) or refused (the input, with an exception)."""
     rows = []
     for impl in impls.implementations("cpu"):
-        # whatever is installed here: every library present but kornia
-        impl.make = None if impl.family == "kornia" else (impl.make or (lambda *args: None))
-        if impl.family in times or impl.family == "kornia":
-            note = "" if times.get(impl.family) or not impl.installed else "AssertionError: refused"
-            rows.append(run.Row(case, impl, median=times.get(impl.family) if impl.installed else None, note=note))
+        if impl.family not in TIMES:
+            continue
+        impl.make = None if impl.family in absent else (impl.make or (lambda *args: None))
+        for case in cases:
+            scale = case.nbytes / run.Case((64, 3, 224, 224), torch.float32).nbytes
+            if impl.family in absent:
+                rows.append(run.Row(case, impl, note=impl.missing))
+            elif impl.family in refused:
+                rows.append(run.Row(case, impl, note="AssertionError: refused"))
+            else:
+                rows.append(run.Row(case, impl, median=TIMES[impl.family] * scale))
     return rows
+
+
+def chart_rows():
+    """The floor just above cutmix_ext's bar (where its label would go), one implementation
+    refusing the input, one library absent."""
+    return made_up_rows([run.Case((64, 3, 224, 224), torch.float32)], absent=("kornia",), refused=("plain torch",))
 
 
 def test_chart_legend_fits_and_labels_stay_clear():
@@ -162,6 +216,61 @@ def test_chart_legend_fits_and_labels_stay_clear():
                 assert not (x0 <= tb.x1 and tb.x0 <= x1 and tb.y0 - 1 <= y <= tb.y1 + 1), t.get_text()
             for bar in ax.patches:
                 assert not tb.overlaps(bar.get_window_extent(renderer)), t.get_text()
+    plt.close(fig)
+
+
+def chart_labels(ax):
+    """The numbers over cutmix_ext's bars (the ✗ and ∅ marks are texts too)."""
+    return [t for t in ax.texts if t.get_text().endswith("x")]
+
+
+@pytest.mark.parametrize("present, ref", [
+    (("torchvision", "timm batch", "timm elem", "kornia", "plain torch"), "torchvision"),
+    (("plain torch",), "plain torch"),  # the main command's no-GPU path
+    ((), None),
+])
+def test_the_charts_subtitle_says_what_its_numbers_are(present, ref):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = ("torchvision", "timm batch", "timm elem", "kornia")
+    rows = made_up_rows(run.cases("cpu", quick=True), absent=[f for f in others if f not in present],
+                        refused=() if "plain torch" in present else ("plain torch",))
+    fig = report.figure(rows, {"device_name": "a CPU", "date": "today"})
+    for ax in fig.axes:
+        title, labels = ax.get_title(), chart_labels(ax)
+        if ref is None:
+            assert not labels and "speed-up" not in title and "number" not in title
+            continue
+        assert title.endswith(f"(the number over cutmix_ext: its speed-up over {ref})")
+        assert ("torchvision" in title) == (ref == "torchvision")
+        assert [t.get_text() for t in labels] == [report.times(TIMES[ref] / TIMES["cutmix_ext"])] * len(labels)
+        assert len(labels) == len(ax.get_xticks())
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("device, quick", [("cpu", True), ("cuda", True), ("cpu", False)])
+def test_every_case_of_the_table_is_in_the_chart(device, quick):
+    """On each op's panels, each case of the summary once, at most MAX_GROUPS to a panel; with
+    torchvision and timm absent, as on the main command's no-GPU path."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = made_up_rows(run.cases(device, quick), absent=("torchvision", "timm batch", "timm elem"))
+    table = [tuple(ln.strip("| ").split(" | ")[:3]) for ln in report.summary(rows).splitlines()[2:]]
+    fig = report.figure(rows, {"device_name": "a GPU", "date": "today"})
+    for op in ("CutMix", "MixUp"):
+        charted = []
+        for ax in fig.axes:
+            if ax.get_title().startswith(op + ":"):
+                ticks = [t.get_text().split("\n") for t in ax.get_xticklabels()]
+                assert 0 < len(ticks) <= report.MAX_GROUPS
+                charted += [(" ".join(t[:-1]), t[-1]) for t in ticks]
+        assert charted == [(case, dtype) for case, dtype, o in table if o == op]
     plt.close(fig)
 
 

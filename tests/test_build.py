@@ -116,7 +116,10 @@ def test_supported_torch_range_is_stated_alike():
     low, high = helpers["MIN_TORCH"], helpers["MAX_TESTED_TORCH"]
     assert project["dependencies"] == [f"torch>={low[0]}.{low[1]}"]
     with open(os.path.join(ROOT, "README.md")) as f:
-        assert f"torch {low[0]}.{low[1]} to {high[0]}.{high[1]}" in f.read()
+        readme = f.read()
+    assert f"torch {low[0]}.{low[1]} to {high[0]}.{high[1]}" in readme
+    # the README installs whatever torch of that range pip finds, not one pinned release
+    assert f'pip install "torch>={low[0]}.{low[1]},<{high[0]}.{high[1] + 1}"' in readme
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         ci = f.read()
     tested = {tuple(map(int, v)) for v in re.findall(r"TORCH=(\d+)\.(\d+)\.\d+", ci)}
