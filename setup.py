@@ -216,7 +216,8 @@ def build_ext_class(config):
             self.force = True
 
         def run(self):
-            say(f"compiling {len(self.extensions[0].sources)} files, {os.environ['MAX_JOBS']} at a time (MAX_JOBS)")
+            say(f"{len(self.extensions[0].sources)} source files: ninja compiles those that changed, "
+                f"{os.environ['MAX_JOBS']} at a time (MAX_JOBS)")
             with compact_progress():
                 super().run()
             for ext in self.extensions:

@@ -177,8 +177,34 @@ def test_the_source_folder_without_a_library_says_so(tmp_path):
     shutil.copytree(os.path.join(ROOT, "cutmix_ext"), tmp_path / "cutmix_ext",
                     ignore=shutil.ignore_patterns("_C*", "__pycache__"))
     shutil.copy(os.path.join(ROOT, "setup.py"), tmp_path / "setup.py")
-    run = subprocess.run([sys.executable, "-c", "import cutmix_ext"], cwd=tmp_path, capture_output=True,
+    # An editable install's finder (pip install -e) would find the installed tree before the
+    # current folder: set it aside, as a folder without that install is what is tested.
+    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+            "if not getattr(f, '__module__', '').startswith('__editable__')]; import cutmix_ext")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert run.returncode != 0
     assert "imported from the source folder" in run.stderr and "no compiled library" in run.stderr, run.stderr
     assert "circular import" not in run.stderr, run.stderr
+
+
+def test_build_progress_lines_are_short(tmp_path):
+    """torch runs ninja verbosely: each progress line is a whole compiler command. The build
+    shortens those to `[n/m] compiling <source> (t s)` and passes everything else through."""
+    source = os.path.join(ROOT, "csrc", "plan.cpp")
+    command = " ".join(["-I/include/dir"] * 200)
+    script = f"""
+import runpy, subprocess, sys
+helpers = runpy.run_path({os.path.join(ROOT, "setup.py")!r}, run_name="setup")
+with helpers["compact_progress"]():
+    subprocess.run(["printf", "%s\\\\n", "[3/9] c++ -MMD {command} -c {source} -o /b/plan.o",
+                    "csrc/plan.cpp:1:1: error: something", "[4/9] nvcc {command} -c /x/csrc/cuda/k.cu -o k.o"])
+    print("after", flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert re.fullmatch(r"\[3/9\] compiling csrc/plan\.cpp \(\d+ s\)", lines[0]), lines[0]
+    assert lines[1] == "csrc/plan.cpp:1:1: error: something"
+    assert re.fullmatch(r"\[4/9\] compiling \S*k\.cu \(\d+ s\)", lines[2]), lines[2]
+    assert lines[3] == "after" and len(lines) == 4
