@@ -81,6 +81,8 @@ class FeatureMix(torch.nn.Module):
                 f"label_smoothing={self.label_smoothing}")
 
     def forward(self, x: torch.Tensor, site: int = 0) -> torch.Tensor:
+        """``x`` mixed out of place if this pass mixes at ``site`` (in train() mode), else ``x``
+        itself; ``params`` and ``choice`` then say what was applied."""
         if isinstance(site, bool) or not isinstance(site, int) or not 0 <= site < self.sites:
             raise ValueError(f"site: expected an int in [0, sites = {self.sites}), got {site!r}")
         if not self.training:

@@ -167,6 +167,9 @@ class _Mix(torch.nn.Module):
         return self._state.last_params
 
     def forward(self, *inputs: Any) -> Any:
+        """Mixes the batch among ``inputs`` in place and returns the inputs with the labels
+        replaced by float32 ``(N, K)`` targets, in the structure they came in (torchvision's
+        call: ``(images, labels)``, a dict, or any structure its labels getter reads)."""
         inputs = inputs if len(inputs) > 1 else inputs[0]
         if self.detection:
             return self._detect(inputs)
@@ -439,6 +442,8 @@ class Mixup:
         return MixParams(perm, boxes, lam, (h, w), mode)
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor):
+        """Mixes the batch ``x`` in place and returns ``(x, targets)``: float32 ``(N, K)``
+        smoothed targets for the class indices ``target``, as timm's ``mixup_fn(x, target)``."""
         if not isinstance(x, torch.Tensor) or x.dim() < 4:
             raise ValueError(f"x: expected a batch tensor (N, C, H, W), got "
                              f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}")
@@ -454,6 +459,8 @@ class FastCollateMixup(Mixup):
     timm's 'half' mode is not offered."""
 
     def __call__(self, batch, _=None):
+        """Stacks ``batch``, a list of ``(image, class index)`` pairs, and mixes it in place:
+        returns uint8 images ``(N, C, H, W)`` and float32 targets ``(N, K)``."""
         if not batch:
             raise ValueError("batch: empty")
         images = torch.stack([torch.as_tensor(b[0]) for b in batch])

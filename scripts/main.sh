@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up what is missing, builds, mixes a batch, draws docs/mixing.png and docs/detection.png,
+# Sets up what is missing, builds, mixes a batch, draws the pictures of docs/ anew into build/main/,
 # trains a small model with feature-level CutMix and runs the short form of the benchmark (CPU,
 # and CUDA when there is a GPU) against torchvision, timm, kornia and plain torch, and the
 # detection benchmark; their tables and charts go to build/benchmarks.
@@ -60,8 +60,8 @@ if ! "$PY" -c "import kornia" >/dev/null 2>&1; then
   echo "[setup] installing kornia (--no-deps)"
   "$PY" -m pip install --quiet --no-deps kornia kornia-rs || echo "[setup] kornia not installed: its rows will say so"
 fi
-step figure "$PY" examples/figure.py
-step detection-figure "$PY" examples/detection_figure.py
+step figure "$PY" examples/figure.py --out build/main/mixing.png
+step detection-figure "$PY" examples/detection_figure.py --out build/main/detection.png
 step training "$PY" examples/train_feature_mix.py --steps 150 --brief
 step benchmark-cpu "$PY" -m benchmarks.run --device cpu --quick --brief --out build/benchmarks "$@"
 step benchmark-detection "$PY" -m benchmarks.detection --rounds 3 --min-time 0.5 --brief --out build/benchmarks

@@ -117,6 +117,29 @@ def test_every_public_name_is_in_the_api_reference():
             assert (inspect.getdoc(obj) or "").strip(), f"{module}.{name} has no docstring"
 
 
+def test_the_members_the_api_reference_lists_have_docstrings_of_their_own():
+    """A member without one would show torch.nn.Module's ("Define the computation performed at
+    every call") or object's."""
+    with open(os.path.join(ROOT, "docs", "api.md")) as f:
+        lines = [line.strip() for line in f]
+    module, listed = None, 0
+    for line, after in zip(lines, lines[1:] + [""]):
+        m = re.match(r"\.\. (currentmodule|automodule|autoclass):: (\S+)", line)
+        if not m:
+            continue
+        if m.group(1) != "autoclass":
+            module = m.group(2)
+        elif after.startswith(":members:") and after != ":members:":
+            cls = getattr(importlib.import_module(module), m.group(2))
+            for member in after.split(":", 2)[2].split(","):
+                member = member.strip()
+                owner = next(c for c in cls.__mro__ if member in vars(c))
+                assert owner.__module__.startswith("cutmix_ext") and (getattr(cls, member).__doc__ or "").strip(), \
+                    f"{m.group(2)}.{member} has no docstring of its own"
+                listed += 1
+    assert listed >= 8
+
+
 # What a user reads speaks to users: no build machines of ours, no CI internals.
 MACHINE_WORDS = re.compile(r"CI machine|this project's machines|machine kind|On this project|\$OUT|lent GPU", re.I)
 
