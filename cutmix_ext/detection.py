@@ -176,12 +176,22 @@ def _box_tensor(b, name):
 
 
 @functools.lru_cache(maxsize=None)  # a broken torchvision fails slowly: once is enough
-def _tv():
+def _tv_tensors():
+    """(torchvision.tv_tensors, None), or (None, why not): torchvision absent, or installed but
+    failing to import (built for another torch, it raises RuntimeError "operator torchvision::nms
+    does not exist"), which is taken as absent. Shared with transforms, which says so."""
     try:
         from torchvision import tv_tensors
-        return tv_tensors
-    except Exception:  # noqa: BLE001 - absent, or built for another torch (RuntimeError then)
-        return None
+        return tv_tensors, None
+    except Exception as exc:  # noqa: BLE001
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "torchvision":
+            return None, "torchvision was not installed when cutmix_ext was imported"
+        return None, (f"torchvision is installed but `from torchvision import tv_tensors` failed "
+                      f"({type(exc).__name__}: {exc})")
+
+
+def _tv():
+    return _tv_tensors()[0]
 
 
 def _to_xyxy(b, fmt):

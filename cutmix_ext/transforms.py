@@ -13,6 +13,7 @@ Instead of timm.data::
     images, targets = mixup_fn(images, labels)
 """
 import collections.abc
+import importlib.util
 import math
 import numbers
 import warnings
@@ -22,6 +23,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from . import _sampling
+from .detection import _tv_tensors
 from ._ops import (MixParams, _check_later, _check_masks, _general, cutmix_, mix_, mix_masks_, mixup_,
                    sample_params)
 
@@ -30,20 +32,12 @@ __all__ = ["CutMix", "FastCollateMixup", "Mixup", "MixUp", "RandomChoice"]
 _sample_timm = torch.ops.cutmix_ext.sample_timm.default
 
 # torchvision's tensor subclasses, to recognise images, videos, masks and boxes among the inputs.
-# One that is installed but fails to import (built for another torch, it raises RuntimeError
-# "operator torchvision::nms does not exist") is taken as absent, and said so: a warning now, and
-# the reason in the error for any torchvision type among the inputs, which cannot be told apart.
-try:
-    from torchvision import tv_tensors as _tv
-except Exception as exc:  # noqa: BLE001
-    _tv = None
-    if isinstance(exc, ModuleNotFoundError) and exc.name == "torchvision":
-        _tv_missing = "torchvision was not installed when cutmix_ext.transforms was imported"
-    else:
-        _tv_missing = (f"torchvision is installed but `from torchvision import tv_tensors` failed "
-                       f"({type(exc).__name__}: {exc})")
-        warnings.warn(f"cutmix_ext.transforms: {_tv_missing}; the transforms take plain tensors, "
-                      f"not torchvision's tensor types")
+# A broken torchvision is taken as absent, and said so: a warning now, and the reason in the error
+# for any torchvision type among the inputs, which cannot be told apart.
+_tv, _tv_missing = _tv_tensors()
+if _tv is None and importlib.util.find_spec("torchvision") is not None:
+    warnings.warn(f"cutmix_ext.transforms: {_tv_missing}; the transforms take plain tensors, "
+                  f"not torchvision's tensor types")
 
 
 def _find_labels(inputs: Any) -> torch.Tensor:

@@ -2,7 +2,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
-import re
 
 import pytest
 import torch
@@ -25,12 +24,7 @@ def import_or_skip(name):
         if name.split(".")[0] in ("torchvision", "timm") and importlib.util.find_spec("torchvision") is None:
             if "+" in TORCH_RELEASE:
                 why = (f"no torchvision: torch {TORCH_RELEASE} is a build of PyTorch's own index and PyPI's "
-                       f"torchvision fails to import beside it, so scripts/env.sh installs none")
-                release = re.fullmatch(r"2\.(\d+)\.(\d+)\+(\w+)", TORCH_RELEASE)
-                if release:
-                    m, p, tag = release.groups()
-                    why += (f"; the matching one: pip install torchvision==0.{int(m) + 15}.{p} "
-                            f"--index-url https://download.pytorch.org/whl/{tag}")
+                       f"torchvision fails to import beside it, so scripts/env.sh installs none (its setup line says which one matches)")
             else:
                 why = (f"no torchvision for torch {TORCH_RELEASE} (scripts/env.sh installs the release built "
                        f"with it where pip can get it)")
