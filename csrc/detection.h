@@ -6,6 +6,11 @@
 // The rows come out ordered by sample, then own before partner, then source row: a counting
 // sort keyed by 2 * sample + part (0 own, 1 pasted), which keeps the source order within a key
 // whatever order the flat form lists its boxes in.
+//
+// detection_choose is the rule that keeps objects visible (ultralytics' CutMix): each sample's
+// patch is the first of its candidates that overlaps none of its own boxes, kept only when at
+// least one partner box would be pasted; otherwise the sample is left alone (an empty patch).
+// Candidates are drawn independently, so the first usable one is a uniform pick among them.
 #pragma once
 #include <cstdint>
 
@@ -33,6 +38,13 @@ struct BoxArgs {
 struct Rect {
   double x1, y1, x2, y2;
 };
+
+// Codes the kernels leave for the host, which then names the culprit: or-ed together.
+constexpr int32_t kBadSample = 1;  // a box of a sample outside the batch
+constexpr int32_t kBadBox = 2;     // a box with x2 < x1 or y2 < y1 (or NaN)
+
+// A box as stated: x2 >= x1 and y2 >= y1, which NaN fails.
+CUTMIX_HD bool valid_box(const double* r) { return r[2] >= r[0] && r[3] >= r[1]; }
 
 // As torch.minimum(v.clamp_min(0), hi): NaN stays NaN, and its box is dropped.
 CUTMIX_HD double clip_to(double v, double hi) {
@@ -62,15 +74,26 @@ struct Fate {
   Rect own_box, pasted_box;
 };
 
+CUTMIX_HD Rect clipped_box(const double* r, double width, double height) {
+  return Rect{clip_to(r[0], width), clip_to(r[1], height), clip_to(r[2], width),
+              clip_to(r[3], height)};
+}
+
+// A sample paired with itself is left as it was, boxes and weights too. Under MixUp a row of
+// weight 0 is dropped: the partner's boxes of a sample left alone (lam = 1), or its own at lam = 0.
 CUTMIX_HD Fate box_fate(const BoxArgs& a, int64_t k, int64_t s) {
-  const double* r = a.boxes + 4 * k;
-  const Rect b{clip_to(r[0], a.width), clip_to(r[1], a.height), clip_to(r[2], a.width),
-               clip_to(r[3], a.height)};
+  const Rect b = clipped_box(a.boxes + 4 * k, a.width, a.height);
   Fate f{false, false, b, b};
   const double area = rect_area(b);
   if (!(area > 0.0)) return f;
+  const int64_t t = a.into[s];  // the sample box k is pasted into
+  if (t == s) {
+    f.keep_own = true;
+    return f;
+  }
   if (!a.cutmix) {
-    f.keep_own = f.keep_pasted = true;
+    f.keep_own = a.table[s].lam > 0.0;
+    f.keep_pasted = a.table[t].lam < 1.0;
     return f;
   }
   const Rect p = patch_of(a.table[s]);
@@ -82,7 +105,7 @@ CUTMIX_HD Fate box_fate(const BoxArgs& a, int64_t k, int64_t s) {
   const bool wide = hit && p.x1 <= b.x1 && p.x2 >= b.x2;
   f.own_box = Rect{tall && p.x1 <= b.x1 ? p.x2 : b.x1, wide && p.y1 <= b.y1 ? p.y2 : b.y1,
                    tall && p.x2 >= b.x2 ? p.x1 : b.x2, wide && p.y2 >= b.y2 ? p.y1 : b.y2};
-  f.pasted_box = intersect(b, patch_of(a.table[a.into[s]]));
+  f.pasted_box = intersect(b, patch_of(a.table[t]));
   const double got = rect_area(f.pasted_box);
   f.keep_pasted = got > 0.0 && got >= dmul(a.min_visibility, area);
   return f;
@@ -95,8 +118,61 @@ CUTMIX_HD void put_row(const BoxArgs& a, int64_t row, int64_t k, int64_t sample,
   a.src[row] = k;
   a.dst[row] = sample;
   a.own[row] = own;
-  const double lam = a.table[sample].lam;
-  a.weights[row] = a.cutmix ? 1.0f : static_cast<float>(own ? lam : 1.0 - lam);
+  const Sample& t = a.table[sample];
+  a.weights[row] = a.cutmix || t.src == sample ? 1.0f : static_cast<float>(own ? t.lam : 1.0 - t.lam);
+}
+
+struct ChooseArgs {
+  const double* boxes;  // (m, 4) XYXY pixels, contiguous
+  const int64_t* idx;   // (m,) the sample of each box
+  // (n, 1 + 4k): per sample, the sample its boxes are pasted into, then k candidate patches.
+  const int32_t* rows;
+  int64_t m, n, k;
+  double width, height, min_visibility;
+  int32_t* marks;   // scratch (n * k): kCoversOwn | kPastes per candidate
+  int32_t* status;  // scratch (1): kBadSample | kBadBox, or 0
+  int64_t* chosen;  // (n, 4) the patches
+};
+
+constexpr int32_t kCoversOwn = 1;  // the candidate overlaps one of the sample's own boxes
+constexpr int32_t kPastes = 2;     // it would paste at least one partner box
+
+CUTMIX_HD Rect candidate(const ChooseArgs& a, int64_t s, int64_t c) {
+  const int32_t* r = a.rows + s * (1 + 4 * a.k) + 1 + 4 * c;
+  return Rect{static_cast<double>(r[0]), static_cast<double>(r[1]), static_cast<double>(r[2]),
+              static_cast<double>(r[3])};
+}
+
+// The mark box k (of sample s) leaves on candidate c of s (own) and of the sample it is pasted
+// into (pasted): the same tests as box_fate's.
+struct Marks {
+  int32_t own, pasted;
+};
+
+CUTMIX_HD Marks box_marks(const ChooseArgs& a, int64_t k, int64_t s, int64_t c) {
+  const Rect b = clipped_box(a.boxes + 4 * k, a.width, a.height);
+  const double area = rect_area(b);
+  Marks mk{0, 0};
+  if (!(area > 0.0)) return mk;
+  if (rect_area(intersect(b, candidate(a, s, c))) > 0.0) mk.own = kCoversOwn;
+  const int64_t t = a.rows[s * (1 + 4 * a.k)];
+  const double got = rect_area(intersect(b, candidate(a, t, c)));
+  if (t != s && got > 0.0 && got >= dmul(a.min_visibility, area)) mk.pasted = kPastes;
+  return mk;
+}
+
+// Sample i's patch, from the marks on its candidates; an empty one leaves it alone.
+CUTMIX_HD void choose_patch(const ChooseArgs& a, int64_t i, const int32_t* marks) {
+  int64_t* o = a.chosen + 4 * i;
+  o[0] = o[1] = o[2] = o[3] = 0;
+  for (int64_t c = 0; c < a.k; ++c) {
+    if (marks[c] & kCoversOwn) continue;
+    if (marks[c] & kPastes) {
+      const int32_t* r = a.rows + i * (1 + 4 * a.k) + 1 + 4 * c;
+      o[0] = r[0], o[1] = r[1], o[2] = r[2], o[3] = r[3];
+    }
+    return;
+  }
 }
 
 }  // namespace cutmix_ext

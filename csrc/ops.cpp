@@ -59,6 +59,13 @@ TORCH_LIBRARY(cutmix_ext, m) {
       "detection_boxes(Tensor boxes, Tensor idx, Tensor perm, Tensor? patch, Tensor lam, "
       "int height, int width, float min_visibility) "
       "-> (Tensor boxes, Tensor src, Tensor dst, Tensor own, Tensor weights)");
+  // The rule that keeps objects visible (csrc/detection.h): per sample the first of its
+  // candidates (N, K, 4) that overlaps none of its own boxes, when it pastes at least one
+  // partner box (min_visibility of it inside the patch); else an empty patch. Returns the (N, 4)
+  // patches on the CPU, where the images' parameters live.
+  m.def(
+      "detection_choose(Tensor boxes, Tensor idx, Tensor perm, Tensor candidates, int height, "
+      "int width, float min_visibility) -> Tensor");
   // sample, then cutmix_ / mixup_, in one call from Python. `perm` given: that pairing.
   m.def(
       "cutmix_sampled_(Tensor(a!) images, Tensor labels, int? num_classes, float label_smoothing, "

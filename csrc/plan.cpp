@@ -361,10 +361,10 @@ void check_inputs_apart(const at::Tensor& images, const char* name, const at::Te
 
 }  // namespace
 
-Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
-                         const at::Tensor& perm, const std::optional<at::Tensor>& patch,
-                         const at::Tensor& lam, int64_t height, int64_t width,
-                         double min_visibility) {
+namespace {
+
+void check_detection_args(const at::Tensor& boxes, const at::Tensor& idx, const at::Tensor& perm,
+                          double min_visibility) {
   TORCH_CHECK_VALUE(boxes.dim() == 2 && boxes.size(1) == 4 && boxes.scalar_type() == at::kDouble,
                     "boxes: expected float64 (M, 4), got ", dtype_name(boxes), " ",
                     boxes.sizes());
@@ -378,6 +378,77 @@ Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
                     "min_visibility: expected a number in [0, 1], got ", min_visibility);
   TORCH_CHECK_VALUE(perm.dim() == 1 && perm.size(0) < (int64_t{1} << 30),
                     "params.perm: expected shape (N,) with N < 2^30, got ", perm.sizes());
+}
+
+}  // namespace
+
+void refuse_bad_boxes(const at::Tensor& boxes, const at::Tensor& idx, int64_t n) {
+  const at::Tensor b = boxes.to(at::kCPU).contiguous(), ix = idx.to(at::kCPU).contiguous();
+  const double* r = b.data_ptr<double>();
+  const int64_t* s = ix.data_ptr<int64_t>();
+  for (int64_t k = 0; k < b.size(0); ++k) {
+    TORCH_CHECK_VALUE(0 <= s[k] && s[k] < n, "idx: box ", k, " belongs to sample ", s[k],
+                      ", outside the batch of ", n);
+    TORCH_CHECK_VALUE(valid_box(r + 4 * k), "boxes: row ", k, " (x1, y1, x2, y2) = (", r[4 * k],
+                      ", ", r[4 * k + 1], ", ", r[4 * k + 2], ", ", r[4 * k + 3],
+                      ") is not a box: it needs x2 >= x1 and y2 >= y1");
+  }
+}
+
+std::vector<int32_t> make_choose_rows(const at::Tensor& boxes, const at::Tensor& idx,
+                                      const at::Tensor& perm, const at::Tensor& candidates,
+                                      int64_t height, int64_t width, double min_visibility) {
+  check_detection_args(boxes, idx, perm, min_visibility);
+  const int64_t n = perm.size(0);
+  check_pairs(perm, at::Tensor(), n);
+  TORCH_CHECK_TYPE(candidates.scalar_type() == at::kLong, "candidates: expected int64, got ",
+                   dtype_name(candidates));
+  TORCH_CHECK_VALUE(candidates.is_cpu() && candidates.dim() == 3 && candidates.size(0) == n &&
+                        candidates.size(1) >= 1 && candidates.size(2) == 4,
+                    "candidates: expected a CPU tensor (N, K, 4) with N = ", n,
+                    " and K >= 1, got ", candidates.sizes(), " on ", candidates.device());
+  const int64_t k = candidates.size(1);
+  TORCH_CHECK_VALUE(n * k < (int64_t{1} << 26), "candidates: at most 2^26 in all, got ", n * k);
+  const at::Tensor c = candidates.contiguous();
+  const int64_t* v = c.data_ptr<int64_t>();
+  const int64_t* j = perm.contiguous().data_ptr<int64_t>();
+  std::vector<int32_t> rows(n * (1 + 4 * k));
+  for (int64_t i = 0; i < n; ++i) {
+    rows[j[i] * (1 + 4 * k)] = static_cast<int32_t>(i);  // j's boxes are pasted into i
+    for (int64_t q = 0; q < k; ++q) {
+      const int64_t* r = v + 4 * (i * k + q);
+      TORCH_CHECK_VALUE(0 <= r[0] && r[0] <= r[2] && r[2] <= width && 0 <= r[1] && r[1] <= r[3] &&
+                            r[3] <= height,
+                        "candidates: [", i, ", ", q, "] (x1, y1, x2, y2) = (", r[0], ", ", r[1],
+                        ", ", r[2], ", ", r[3], ") is not a box inside the ", height, "x", width,
+                        " image");
+      for (int e = 0; e < 4; ++e) rows[i * (1 + 4 * k) + 1 + 4 * q + e] = static_cast<int32_t>(r[e]);
+    }
+  }
+  return rows;
+}
+
+ChooseArgs make_choose_args(const at::Tensor& boxes, const at::Tensor& idx, const int32_t* rows,
+                            int64_t n, int64_t k, int64_t height, int64_t width,
+                            double min_visibility, int32_t* scratch, int64_t* chosen) {
+  ChooseArgs a{};
+  a.boxes = boxes.data_ptr<double>();
+  a.idx = idx.data_ptr<int64_t>();
+  a.rows = rows;
+  a.m = boxes.size(0), a.n = n, a.k = k;
+  a.width = static_cast<double>(width), a.height = static_cast<double>(height);
+  a.min_visibility = min_visibility;
+  a.status = scratch;
+  a.marks = scratch + 1;
+  a.chosen = chosen;
+  return a;
+}
+
+Plan make_detection_plan(const at::Tensor& boxes, const at::Tensor& idx,
+                         const at::Tensor& perm, const std::optional<at::Tensor>& patch,
+                         const at::Tensor& lam, int64_t height, int64_t width,
+                         double min_visibility) {
+  check_detection_args(boxes, idx, perm, min_visibility);
   const bool cutmix = patch.has_value();
   Plan p;
   p.args.n = perm.size(0);

@@ -97,3 +97,9 @@ def _detection_boxes_fake(boxes, idx, perm, patch, lam, height, width, min_visib
     r = torch.library.get_ctx().new_dynamic_size()
     return (boxes.new_empty((r, 4)), idx.new_empty((r,)), idx.new_empty((r,)),
             idx.new_empty((r,), dtype=torch.bool), boxes.new_empty((r,), dtype=torch.float32))
+
+
+@torch.library.register_fake("cutmix_ext::detection_choose")
+def _detection_choose_fake(boxes, idx, perm, candidates, height, width, min_visibility):
+    _on_host(perm=perm, candidates=candidates)
+    return perm.new_empty((perm.shape[0], 4), dtype=torch.int64)

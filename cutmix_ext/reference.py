@@ -4,8 +4,8 @@ from typing import Optional
 
 import torch
 
-__all__ = ["cutmix_reference", "detection_boxes_reference", "mix_reference", "mixup_reference",
-           "mixed_targets_reference"]
+__all__ = ["cutmix_reference", "detection_boxes_reference", "detection_choose_reference",
+           "mix_reference", "mixup_reference", "mixed_targets_reference"]
 
 
 def mixed_targets_reference(labels: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor,
@@ -96,7 +96,8 @@ def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height
     sample i's CutMix box (ignored for MixUp). Returns, per sample, a list of (box, label,
     weight, own): i's own boxes (own True) then its partner's. The part of a box b outside
     patch P is cut into at most four rectangles (the strips left and right of P, and above and
-    below it between them); a kept box is the bounding box of the nonempty ones."""
+    below it between them); a kept box is the bounding box of the nonempty ones. A sample
+    paired with itself keeps its boxes, weight 1; MixUp leaves out boxes of weight 0."""
     def clip(b):
         return (min(max(b[0], 0.0), width), min(max(b[1], 0.0), height),
                 min(max(b[2], 0.0), width), min(max(b[3], 0.0), height))
@@ -111,9 +112,13 @@ def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height
     for i in range(len(boxes)):
         j = int(perm[i])
         own, theirs = valid(i), valid(j)
+        if j == i:
+            out.append([(b, lab, 1.0, True) for b, lab in own])
+            continue
         if op == "mixup":
-            out.append([(b, lab, float(lam[i]), True) for b, lab in own] +
-                       [(b, lab, 1.0 - float(lam[i]), False) for b, lab in theirs])
+            li = float(lam[i])
+            out.append([(b, lab, li, True) for b, lab in own if li > 0] +
+                       [(b, lab, 1.0 - li, False) for b, lab in theirs if li < 1])
             continue
         px1, py1, px2, py2 = (float(v) for v in patches[i])
         kept = []
@@ -135,4 +140,37 @@ def detection_boxes_reference(op: str, boxes, labels, perm, patches, lam, height
             if area(q) > 0 and area(q) >= min_visibility * area(b):
                 kept.append((q, lab, 1.0, False))
         out.append(kept)
+    return out
+
+
+def detection_choose_reference(boxes, perm, candidates, height: int, width: int,
+                               min_visibility: float = 0.1):
+    """ultralytics' rule, sample by sample: boxes[i] sample i's (x1, y1, x2, y2) pixel boxes,
+    candidates[i] its candidate patches. Sample i takes the first candidate that overlaps none
+    of its own boxes (with positive area); it keeps it if at least one box of its partner
+    perm[i] has a nonempty part inside, of at least min_visibility of its area; otherwise, or
+    when paired with itself, it gets the empty patch (0, 0, 0, 0). Returns the N patches."""
+    def clip(b):
+        return (min(max(b[0], 0.0), width), min(max(b[1], 0.0), height),
+                min(max(b[2], 0.0), width), min(max(b[3], 0.0), height))
+
+    def area(b):
+        return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+    def inter(a, b):
+        return area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+
+    out = []
+    for i, cands in enumerate(candidates):
+        j = int(perm[i])
+        own = [clip(b) for b in boxes[i] if area(clip(b)) > 0]
+        theirs = [clip(b) for b in boxes[j] if area(clip(b)) > 0]
+        patch = (0, 0, 0, 0)
+        for c in cands:
+            if any(inter(b, c) > 0 for b in own):
+                continue
+            if j != i and any(inter(b, c) > 0 and inter(b, c) >= min_visibility * area(b) for b in theirs):
+                patch = tuple(int(v) for v in c)
+            break
+        out.append(patch)
     return out

@@ -13,6 +13,7 @@ Instead of timm.data::
     images, targets = mixup_fn(images, labels)
 """
 import collections.abc
+import functools
 import importlib.util
 import math
 import numbers
@@ -114,16 +115,24 @@ class _Mix(torch.nn.Module):
                  label_smoothing: float = 0.0, pairing: str = "roll", per_sample: bool = False,
                  generator: Optional[torch.Generator] = None, p: float = 1.0,
                  schedule_steps: Optional[int] = None, detection: bool = False,
-                 min_visibility: float = 0.25, **variant: Any) -> None:
+                 min_visibility: Optional[float] = None, **variant: Any) -> None:
         super().__init__()
         _sampling.check_probability(p)
         if not isinstance(detection, bool):
             raise TypeError(f"detection: expected a bool, got {type(detection).__name__}")
-        if detection and (variant or p != 1.0 or schedule_steps is not None):
+        # detection: the default draw, with CutMix's rule for the boxes (see cutmix_ext.detection)
+        boxes_rule = ("rule", "candidates") if self._cutmix else ()
+        if detection and any(k not in boxes_rule for k in variant):
             raise ValueError(f"detection: mixes boxes with the default draw; not with "
-                             f"{sorted(variant) + (['p'] if p != 1.0 else []) + (['schedule_steps'] if schedule_steps else [])}")
+                             f"{sorted(k for k in variant if k not in boxes_rule)}")
+        if not detection and ("rule" in variant or "candidates" in variant):
+            raise ValueError("rule, candidates: the rules for boxes, with detection=True")
+        if min_visibility is not None and not (detection and self._cutmix):
+            raise ValueError("min_visibility: the share of a box kept by CutMix, with detection=True")
         self.detection = detection
-        self.min_visibility = _sampling.check_probability(min_visibility, "min_visibility")
+        if min_visibility is not None:
+            _sampling.check_probability(min_visibility, "min_visibility")
+        self.min_visibility = min_visibility
         if schedule_steps is not None and (isinstance(schedule_steps, bool) or
                                            not isinstance(schedule_steps, int) or schedule_steps <= 0):
             raise ValueError(f"schedule_steps: expected a positive int or None, got {schedule_steps!r}")
@@ -191,23 +200,31 @@ class _Mix(torch.nn.Module):
         return tree_unflatten(flat, spec)
 
     def _detect(self, inputs: Any) -> Any:
-        """(images, targets) of a detection batch: targets a list of per-image dicts or the flat
-        dict (see cutmix_ext.detection); the boxes are mixed with their images."""
+        """(images, targets) of a detection batch, targets a list of per-image dicts or the flat
+        dict, or a YOLO batch dict alone (see cutmix_ext.detection); the boxes are mixed with
+        their images."""
         from . import detection
 
-        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2 and isinstance(inputs[0], torch.Tensor)):
+        yolo = isinstance(inputs, collections.abc.Mapping)
+        if not yolo and not (isinstance(inputs, (tuple, list)) and len(inputs) == 2 and
+                             isinstance(inputs[0], torch.Tensor)):
             raise ValueError("inputs: with detection=True, expected (images, targets), the images a batch "
-                             "tensor and the targets a list of dicts or a flat dict")
-        images, targets = inputs
+                             "tensor and the targets a list of dicts or a flat dict; or a YOLO batch dict")
         kw = dict(alpha=self.alpha, pairing=self.pairing, per_sample=self.per_sample,
-                  generator=self.generator, return_params=True)
+                  generator=self.generator, return_params=True, p=self._p())
+        fn = detection.mixup_
         if self._cutmix:
-            _, new, params = detection.cutmix_(images, targets, min_visibility=self.min_visibility, **kw)
-        else:
-            _, new, params = detection.mixup_(images, targets, **kw)
+            fn = functools.partial(detection.cutmix_, min_visibility=self.min_visibility, **self._variant)
+        out = fn(inputs, **kw) if yolo else fn(*inputs, **kw)
         self._state.steps += 1
-        self._state.last_params = params
-        return type(inputs)((images, new))
+        self._state.last_params = out[-1]
+        return out[0] if yolo else type(inputs)(out[:2])
+
+    def _p(self) -> float:
+        """p now: Scheduled CutMix raises it linearly from 0 to p over schedule_steps calls."""
+        if self.schedule_steps is None:
+            return self.p
+        return self.p * min(1.0, self._state.steps / self.schedule_steps)
 
     def _apply(self, images: list, labels: torch.Tensor, masks: list) -> torch.Tensor:
         """Checks everything, then mixes the images (the first one draws) and masks in place;
@@ -236,9 +253,7 @@ class _Mix(torch.nn.Module):
         fn = cutmix_ if self._cutmix else mixup_
         first = images[0]
         state = self._state
-        p = self.p
-        if self.schedule_steps is not None:  # Scheduled CutMix: p rises linearly from 0 to p
-            p = p * min(1.0, state.steps / self.schedule_steps)
+        p = self._p()
         if len(images) == 1 and not masks:
             _, mixed, params = fn(first, labels, k, alpha=self.alpha, label_smoothing=self.label_smoothing,
                                   pairing=self.pairing, per_sample=self.per_sample,
@@ -274,9 +289,10 @@ class CutMix(_Mix):
     schedule_steps (Scheduled CutMix: p rises linearly from 0 to p over that many calls), and
     the paper's variants box=, center_std=, label= (see cutmix_ext.sample_params). A
     tv_tensors.Mask among the inputs ((N, H, W) or (N, 1, H, W)) is cut and pasted with the same
-    boxes and partners. detection=True takes (images, targets) of a detection batch instead and
-    brings the boxes along (cutmix_ext.detection; min_visibility= as there). `last_params` holds
-    the last draw."""
+    boxes and partners. detection=True takes (images, targets) of a detection batch, or a YOLO
+    batch dict, instead and brings the boxes along (cutmix_ext.detection; min_visibility=,
+    rule=, candidates= as there; p and schedule_steps too). `last_params` holds the last
+    draw."""
 
     _cutmix = True
 

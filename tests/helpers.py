@@ -52,10 +52,10 @@ def rand_labels(n, k, kind, gen, device="cpu"):
 
 def grid_boxes(m, h, w, gen):
     """(m, 4) float64 XYXY boxes on whole and half pixels (so that many edges meet the patches'
-    edges exactly), some out of the image, some of zero area, one NaN."""
+    edges exactly), some out of the image, some of zero width or height (NaN is refused)."""
     b = torch.randint(-4, 2 * max(h, w) + 4, (m, 4), generator=gen).double() / 2
     b = torch.cat((torch.minimum(b[:, :2], b[:, 2:]), torch.maximum(b[:, :2], b[:, 2:])), 1)
     if m > 3:
         b[0, 2] = b[0, 0]
-        b[1] = float("nan")
+        b[1, 3] = b[1, 1]
     return b

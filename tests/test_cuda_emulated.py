@@ -370,8 +370,37 @@ def test_detection_kernel_matches_cpu_backend(emulated, op, gen):
             assert g.dtype == e.dtype and g.shape == e.shape, (m, name)
             assert torch.equal(g, e), (m, name)
     idx[3] = n  # a sample outside the batch: the kernel reports it and writes nothing
-    with pytest.raises(ValueError, match="idx: a box belongs to a sample outside the batch"):
+    with pytest.raises(ValueError, match=rf"idx: box 3 belongs to sample {n}, outside the batch"):
         kernel(boxes, idx, params.perm, patch, params.lam, h, w, 0.25)
+    idx[3] = 0
+    boxes[m - 2, 2] = boxes[m - 2, 0] - 0.5  # x2 < x1: reported, and the host names the row
+    with pytest.raises(ValueError, match=rf"boxes: row {m - 2} \(x1, y1, x2, y2\) = .* is not a box"):
+        kernel(boxes, idx, params.perm, patch, params.lam, h, w, 0.25)
+
+
+def test_detection_choose_kernel_matches_cpu_backend(emulated, gen):
+    """rule="avoid"'s kernel (threads over the boxes mark the candidates, then threads over the
+    samples choose) against the CPU op: past a block's worth of boxes and of samples."""
+    kernel, cpu = torch.ops.cutmix_ext_emulated.detection_choose, torch.ops.cutmix_ext.detection_choose
+    chosen = skipped = 0
+    for m in [0, 1, 9, 256, 700]:
+        n = int(torch.randint(1, 300, (), generator=gen))
+        k = int(torch.randint(1, 5, (), generator=gen))
+        h, w = (int(v) for v in torch.randint(1, 60, (2,), generator=gen))
+        boxes = grid_boxes(m, h, w, gen) / 4  # small boxes: many candidates stay clear of them
+        idx = torch.randint(0, n, (m,), generator=gen)
+        perm = torch.randperm(n, generator=gen)
+        cands = cutmix_ext.sample_params(torch.empty(n * k, 0, h, w), "cutmix", per_sample=True,
+                                         generator=gen).boxes.view(n, k, 4)
+        min_vis = random.choice([0.0, 0.1, 0.5])
+        got, want = kernel(boxes, idx, perm, cands, h, w, min_vis), cpu(boxes, idx, perm, cands, h, w, min_vis)
+        assert torch.equal(got, want), m
+        some = int(((want[:, 2] > want[:, 0]) & (want[:, 3] > want[:, 1])).sum())
+        chosen, skipped = chosen + some, skipped + n - some
+    assert chosen > 0 and skipped > 0
+    boxes[5, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"boxes: row 5 .* is not a box"):
+        kernel(boxes, idx, perm, cands, h, w, 0.1)
 
 
 # ---- The emulation's own checks: block ownership, shared memory poison, tile geometry ----

@@ -346,7 +346,7 @@ BAD = {
 def test_op_matches_the_reference_on_edge_cases(op, gen):
     """The op behind both forms (cutmix_ext::detection_boxes) against the plain-arithmetic
     reference, on boxes whose edges meet the patches' (half pixels: every sum exact), out of the
-    image, of zero area or NaN, listed in any order of samples."""
+    image, of zero area, listed in any order of samples."""
     fn = torch.ops.cutmix_ext.detection_boxes
     for trial in range(60):
         n = int(torch.randint(1, 9, (), generator=gen))
@@ -390,8 +390,32 @@ def test_cuda_op_equals_cpu_op(op, gen):
             assert g.device.type == "cuda" and g.dtype == e.dtype and torch.equal(g.cpu(), e), m
     torch.library.opcheck(fn, (boxes.cuda(), idx.cuda(), *args))
     idx[0] = n
-    with pytest.raises(ValueError, match="idx: a box belongs to a sample outside the batch"):
+    with pytest.raises(ValueError, match=r"idx: box 0 belongs to sample \d+, outside the batch"):
         fn(boxes.cuda(), idx.cuda(), *args)
+    idx[0] = 0
+    boxes[7, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"boxes: row 7 \(x1, y1, x2, y2\) = .* is not a box"):
+        fn(boxes.cuda(), idx.cuda(), *args)
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_CUDA)
+def test_cuda_choose_op_equals_cpu_op(gen):
+    """rule="avoid"'s op on CUDA against the CPU op, past a block of boxes and of samples."""
+    fn = torch.ops.cutmix_ext.detection_choose
+    for m in [0, 5, 257, 3000, 40000]:
+        n = int(torch.randint(1, 600, (), generator=gen))
+        k = int(torch.randint(1, 6, (), generator=gen))
+        h, w = (int(v) for v in torch.randint(1, 700, (2,), generator=gen))
+        boxes, idx = grid_boxes(m, h, w, gen) / 8, torch.randint(0, n, (m,), generator=gen)
+        perm = torch.randperm(n, generator=gen)
+        cands = cutmix_ext.sample_params(torch.empty(n * k, 0, h, w), "cutmix", per_sample=True,
+                                         generator=gen).boxes.view(n, k, 4)
+        want = fn(boxes, idx, perm, cands, h, w, 0.1)
+        got = fn(boxes.cuda(), idx.cuda(), perm, cands, h, w, 0.1)
+        assert got.device.type == "cpu" and torch.equal(got, want), m
+    boxes[2, 0] = boxes[2, 2] + 1
+    with pytest.raises(ValueError, match=r"boxes: row 2 \(x1, y1, x2, y2\) = .* is not a box"):
+        fn(boxes.cuda(), idx.cuda(), perm, cands, h, w, 0.1)
 
 
 def test_cpu_op_checks_its_arguments(gen):

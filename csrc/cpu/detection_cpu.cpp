@@ -1,6 +1,7 @@
-// CPU backend of detection_boxes (the rule is in ../detection.h): two passes over the boxes,
-// count, then place, with no per-box temporary. Pass 2 works each box's fate out again rather
-// than keeping it from pass 1, which costs less than writing it and reading it back.
+// CPU backend of detection_boxes and detection_choose (the rules are in ../detection.h).
+// detection_boxes makes two passes over the boxes, count, then place, with no per-box
+// temporary. Pass 2 works each box's fate out again rather than keeping it from pass 1, which
+// costs less than writing it and reading it back.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -22,6 +23,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
       make_detection_plan(boxes, idx, perm, patch, lam, height, width, min_visibility);
   const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
   const int64_t m = b.size(0), n = perm.size(0);
+  refuse_bad_boxes(b, ix, n);
   std::vector<int32_t> scratch(3 * n + 1, 0);
   BoxArgs a = make_box_args(b, ix, plan.table.data(), n, height, width, min_visibility,
                             patch.has_value(), scratch.data());
@@ -32,8 +34,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
   // Pass 1: start[key + 1] counts the rows of each key; summed up, start[key] is its first row.
   for (int64_t k = 0; k < m; ++k) {
     const int64_t s = a.idx[k];
-    TORCH_CHECK_VALUE(0 <= s && s < n, "idx: box ", k, " belongs to sample ", s,
-                      ", outside the batch of ", n);
     const Fate f = box_fate(a, k, s);
     start[2 * s + 1] += f.keep_own;
     start[2 * into[s] + 2] += f.keep_pasted;
@@ -52,8 +52,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
   return {o.boxes, o.src, o.dst, o.own, o.weights};
 }
 
+at::Tensor detection_choose_cpu(const at::Tensor& boxes, const at::Tensor& idx,
+                               const at::Tensor& perm, const at::Tensor& candidates,
+                               int64_t height, int64_t width, double min_visibility) {
+  const std::vector<int32_t> rows =
+      make_choose_rows(boxes, idx, perm, candidates, height, width, min_visibility);
+  const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
+  const int64_t n = perm.size(0), k = candidates.size(1);
+  refuse_bad_boxes(b, ix, n);
+  at::Tensor chosen = at::empty({n, 4}, perm.options().dtype(at::kLong));
+  std::vector<int32_t> scratch(1 + n * k, 0);
+  const ChooseArgs a = make_choose_args(b, ix, rows.data(), n, k, height, width, min_visibility,
+                                        scratch.data(), chosen.data_ptr<int64_t>());
+  for (int64_t q = 0; q < a.m; ++q) {
+    const int64_t s = a.idx[q], t = a.rows[s * (1 + 4 * k)];
+    for (int64_t c = 0; c < k; ++c) {
+      const Marks mk = box_marks(a, q, s, c);
+      a.marks[s * k + c] |= mk.own;
+      a.marks[t * k + c] |= mk.pasted;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) choose_patch(a, i, a.marks + i * k);
+  return chosen;
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(cutmix_ext, CPU, m) { m.impl("detection_boxes", &detection_boxes_cpu); }
+TORCH_LIBRARY_IMPL(cutmix_ext, CPU, m) {
+  m.impl("detection_boxes", &detection_boxes_cpu);
+  m.impl("detection_choose", &detection_choose_cpu);
+}
 
 }  // namespace cutmix_ext

@@ -1,7 +1,8 @@
-// detection_boxes on the GPU (the rule is in ../detection.h): one block counts the rows of each
-// key, sums the counts up and places the rows, a chunk of boxes at a time in source order. A
-// detection batch holds thousands of boxes, not millions, so one block is plenty, and the whole
-// call is one launch with no scratch to clear beforehand. Its loads and stores of the scratch go
+// detection_boxes and detection_choose on the GPU (the rules are in ../detection.h). For
+// detection_boxes one block counts the rows of each key, sums the counts up and places the rows,
+// a chunk of boxes at a time in source order. A detection batch holds thousands of boxes, not
+// millions, so one block is plenty, and each call is one launch with no scratch to clear
+// beforehand. Its loads and stores of the scratch go
 // through access.cuh like the other kernels'; those inside detection.h (shared with the CPU)
 // do not, which a one-block kernel can afford: no other block could meet them.
 #include <cuda_runtime.h>
@@ -31,8 +32,8 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
   // lets blocks share a word they change; this kernel has one block, so nothing is shared.)
   for (int64_t k = t; k < a.m; k += kBoxThreads) {
     const int64_t s = a.idx[k];
-    if (s < 0 || s >= a.n) {
-      atomicAdd(&bad, 1);
+    if (s < 0 || s >= a.n || !valid_box(a.boxes + 4 * k)) {
+      atomicOr(&bad, s < 0 || s >= a.n ? kBadSample : kBadBox);
       continue;
     }
     const Fate f = box_fate(a, k, s);
@@ -40,8 +41,8 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
     if (f.keep_pasted) atomicAdd(&a.start[2 * load<int32_t>(a.into + s) + 2], 1);
   }
   __syncthreads();
-  if (bad != 0) {  // the host reports it: a sample outside the batch
-    if (t == 0) store(a.start + 2 * a.n, -1);
+  if (bad != 0) {  // the host names the culprit, and nothing was written
+    if (t == 0) store(a.start + 2 * a.n, -bad);
     return;
   }
 
@@ -110,7 +111,44 @@ __global__ void __launch_bounds__(kBoxThreads) detection_boxes_kernel(const BoxA
   }
 }
 
+// Marks every candidate a box meets (threads over the boxes), then picks each sample's patch
+// (threads over the samples).
+__global__ void __launch_bounds__(kBoxThreads) detection_choose_kernel(const ChooseArgs a) {
+  __shared__ int32_t bad;
+  const int t = static_cast<int>(threadIdx.x);
+  if (t == 0) bad = 0;
+  for (int64_t i = t; i < a.n * a.k; i += kBoxThreads) store(a.marks + i, 0);
+  __syncthreads();
+  for (int64_t q = t; q < a.m; q += kBoxThreads) {
+    const int64_t s = a.idx[q];
+    if (s < 0 || s >= a.n || !valid_box(a.boxes + 4 * q)) {
+      atomicOr(&bad, s < 0 || s >= a.n ? kBadSample : kBadBox);
+      continue;
+    }
+    const int64_t into = a.rows[s * (1 + 4 * a.k)];
+    for (int64_t c = 0; c < a.k; ++c) {
+      const Marks mk = box_marks(a, q, s, c);
+      if (mk.own) atomicOr(a.marks + s * a.k + c, mk.own);
+      if (mk.pasted) atomicOr(a.marks + into * a.k + c, mk.pasted);
+    }
+  }
+  __syncthreads();
+  if (t == 0) store(a.status, bad);
+  if (bad != 0) return;
+  for (int64_t i = t; i < a.n; i += kBoxThreads) choose_patch(a, i, a.marks + i * a.k);
+}
+
 }  // namespace
+
+cudaError_t launch_detection_choose(const ChooseArgs& a, cudaStream_t stream) {
+#ifdef CUTMIX_EXT_EMULATE
+  emulate_launch<detection_choose_kernel>(1, kBoxThreads, a);
+  return cudaSuccess;
+#else
+  detection_choose_kernel<<<1, kBoxThreads, 0, stream>>>(a);
+  return cudaGetLastError();
+#endif
+}
 
 cudaError_t launch_detection_boxes(const BoxArgs& a, cudaStream_t stream) {
 #ifdef CUTMIX_EXT_EMULATE

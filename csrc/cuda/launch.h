@@ -40,8 +40,12 @@ cudaError_t launch_mix_drawn(bool cutmix, const MixArgs& m, const DeviceDraw& d,
 constexpr int64_t kGatherInlineRows = 512;
 cudaError_t launch_gather(const GatherArgs& m, const GatherRow* inline_rows, cudaStream_t stream);
 
-// detection_boxes: one launch. a.start[2n] is then the number of rows written, -1 when a box's
-// sample is outside the batch (nothing is written then).
+// detection_boxes: one launch. a.start[2n] is then the number of rows written, or minus the
+// codes (kBadSample | kBadBox) of what was wrong, when nothing is written.
 cudaError_t launch_detection_boxes(const BoxArgs& a, cudaStream_t stream);
+
+// detection_choose: one launch. *a.status is then 0, or the codes of what was wrong (no patch
+// written).
+cudaError_t launch_detection_choose(const ChooseArgs& a, cudaStream_t stream);
 
 }  // namespace cutmix_ext

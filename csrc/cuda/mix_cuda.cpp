@@ -133,9 +133,38 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
   const BoxOutputs o = box_outputs(a, b, ix, 2 * m);
   C10_CUDA_CHECK(launch_detection_boxes(a, c10::cuda::getCurrentCUDAStream()));
   const int64_t rows = scratch[2 * n].item<int64_t>();  // the outputs' size: the call's one wait
-  TORCH_CHECK_VALUE(rows >= 0, "idx: a box belongs to a sample outside the batch of ", n);
+  if (rows < 0) refuse_bad_boxes(b, ix, n);
+  TORCH_CHECK(rows >= 0, "detection_boxes: the kernel reported bad boxes the host cannot find");
   return {o.boxes.narrow(0, 0, rows), o.src.narrow(0, 0, rows), o.dst.narrow(0, 0, rows),
           o.own.narrow(0, 0, rows), o.weights.narrow(0, 0, rows)};
+}
+
+at::Tensor detection_choose_cuda(const at::Tensor& boxes, const at::Tensor& idx,
+                                const at::Tensor& perm, const at::Tensor& candidates,
+                                int64_t height, int64_t width, double min_visibility) {
+  const std::vector<int32_t> rows =
+      make_choose_rows(boxes, idx, perm, candidates, height, width, min_visibility);
+  TORCH_CHECK_VALUE(boxes.is_cuda(), "boxes: expected a CUDA tensor, got ", boxes.device());
+  refuse_capture("keep the same patches; detection batches cannot be captured");
+  const c10::cuda::CUDAGuard guard(boxes.device());
+  const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
+  const int64_t n = perm.size(0), k = candidates.size(1);
+  if (n == 0 || b.size(0) == 0) {  // no box to avoid nor to paste: every sample left alone
+    refuse_bad_boxes(b, ix, n);
+    return at::zeros({n, 4}, perm.options().dtype(at::kLong));
+  }
+  // The patches and, in the row after them, the status: one copy back, the call's one wait.
+  at::Tensor out = at::empty({n + 1, 4}, b.options().dtype(at::kLong));
+  at::Tensor scratch = at::empty({1 + n * k}, ix.options().dtype(at::kInt));
+  const at::Tensor device_rows = rows_on_device(rows, b.device());
+  ChooseArgs a = make_choose_args(b, ix, static_cast<const int32_t*>(device_rows.data_ptr()), n, k,
+                                  height, width, min_visibility, scratch.data_ptr<int32_t>(),
+                                  out.data_ptr<int64_t>());
+  C10_CUDA_CHECK(launch_detection_choose(a, c10::cuda::getCurrentCUDAStream()));
+  out[n][0].copy_(scratch[0]);
+  const at::Tensor host = out.cpu();
+  if (host[n][0].item<int64_t>() != 0) refuse_bad_boxes(b, ix, n);
+  return host.narrow(0, 0, n);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mix_device_sampled(
@@ -212,6 +241,7 @@ TORCH_LIBRARY_IMPL(cutmix_ext, CUDA, m) {
   m.impl("mix_", &elem_cuda_op);
   m.impl("mix_device_sampled_", &mix_device_sampled);
   m.impl("detection_boxes", &detection_boxes_cuda);
+  m.impl("detection_choose", &detection_choose_cuda);
   m.impl("cutmix", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& boxes,
                       bool transpose) { return gather_cuda(true, x, perm, boxes, transpose); });
   m.impl("mixup", [](const at::Tensor& x, const at::Tensor& perm, const at::Tensor& lam,

@@ -229,6 +229,11 @@ inline int atomicAdd(int* p, int v) {
   return std::atomic_ref<int>(*p).fetch_add(v);
 }
 
+inline int atomicOr(int* p, int v) {
+  if (!emu::is_shared(reinterpret_cast<uintptr_t>(p))) emulated_access(p, sizeof(int), emu::kAtomic);
+  return std::atomic_ref<int>(*p).fetch_or(v);
+}
+
 inline int emulated_sm_count() { return emu::sm_count; }
 inline void* emulated_dynamic_shared() { return emu::dynamic_shared.data(); }
 

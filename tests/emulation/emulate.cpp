@@ -119,10 +119,37 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
   if (m > 0) {
     TORCH_CHECK(launch_detection_boxes(a, nullptr) == cudaSuccess);
     rows = scratch[2 * n];
-    TORCH_CHECK_VALUE(rows >= 0, "idx: a box belongs to a sample outside the batch of ", n);
+    if (rows < 0) refuse_bad_boxes(b, ix, n);
   }
   return {o.boxes.narrow(0, 0, rows), o.src.narrow(0, 0, rows), o.dst.narrow(0, 0, rows),
           o.own.narrow(0, 0, rows), o.weights.narrow(0, 0, rows)};
+}
+
+// detection_choose as cuda/mix_cuda.cpp launches it.
+at::Tensor detection_choose(const at::Tensor& boxes, const at::Tensor& idx, const at::Tensor& perm,
+                            const at::Tensor& candidates, int64_t height, int64_t width,
+                            double min_visibility) {
+  using namespace cutmix_ext;
+  const std::vector<int32_t> rows =
+      make_choose_rows(boxes, idx, perm, candidates, height, width, min_visibility);
+  const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
+  const int64_t n = perm.size(0), k = candidates.size(1);
+  if (n == 0 || b.size(0) == 0) {
+    refuse_bad_boxes(b, ix, n);
+    return at::zeros({n, 4}, perm.options().dtype(at::kLong));
+  }
+  at::Tensor chosen = at::full({n, 4}, -7, perm.options().dtype(at::kLong));
+  std::vector<int32_t> scratch(1 + n * k, 12345);  // garbage: the kernel clears what it uses
+  const ChooseArgs a = make_choose_args(b, ix, rows.data(), n, k, height, width, min_visibility,
+                                        scratch.data(), chosen.data_ptr<int64_t>());
+  const emu::Buffers named({buffer("boxes", b, true), buffer("idx", ix, true),
+                            buffer("rows", rows.data(), rows.size() * sizeof(int32_t), true),
+                            buffer("status", a.status, sizeof(int32_t)),
+                            buffer("marks", a.marks, n * k * sizeof(int32_t)),
+                            buffer("chosen", chosen)});
+  TORCH_CHECK(launch_detection_choose(a, nullptr) == cudaSuccess);
+  if (scratch[0] != 0) refuse_bad_boxes(b, ix, n);
+  return chosen;
 }
 
 // sampling="device" with the given generator state. captured=True reads seed and offset through
@@ -405,6 +432,9 @@ TORCH_LIBRARY(cutmix_ext_emulated, m) {
   m.def("detection_boxes(Tensor boxes, Tensor idx, Tensor perm, Tensor? patch, Tensor lam, "
         "int height, int width, float min_visibility) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
         &detection_boxes);
+  m.def("detection_choose(Tensor boxes, Tensor idx, Tensor perm, Tensor candidates, int height, "
+        "int width, float min_visibility) -> Tensor",
+        &detection_choose);
   m.def("philox_words(int seed, int subsequence, int offset, int count) -> (Tensor, Tensor)",
         &philox_words);
 }
