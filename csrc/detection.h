@@ -130,8 +130,9 @@ struct ChooseArgs {
   int64_t m, n, k;
   double width, height, min_visibility;
   int32_t* marks;   // scratch (n * k): kCoversOwn | kPastes per candidate
-  int32_t* status;  // scratch (1): kBadSample | kBadBox, or 0
   int64_t* chosen;  // (n, 4) the patches
+  int64_t* status;  // kBadSample | kBadBox, or 0: right after the patches, which the host
+                    // then reads back in one copy
 };
 
 constexpr int32_t kCoversOwn = 1;  // the candidate overlaps one of the sample's own boxes
@@ -143,21 +144,30 @@ CUTMIX_HD Rect candidate(const ChooseArgs& a, int64_t s, int64_t c) {
               static_cast<double>(r[3])};
 }
 
-// The mark box k (of sample s) leaves on candidate c of s (own) and of the sample it is pasted
-// into (pasted): the same tests as box_fate's.
+// Box k of sample s, clipped, and the sample it is pasted into: what its marks need.
+struct Marker {
+  Rect b;
+  double area;
+  int64_t s, t;
+};
+
+CUTMIX_HD Marker marker(const ChooseArgs& a, int64_t k, int64_t s) {
+  const Rect b = clipped_box(a.boxes + 4 * k, a.width, a.height);
+  return Marker{b, rect_area(b), s, a.rows[s * (1 + 4 * a.k)]};
+}
+
+// The marks a box leaves on candidate c of its own sample and of the sample it is pasted into:
+// the same tests as box_fate's.
 struct Marks {
   int32_t own, pasted;
 };
 
-CUTMIX_HD Marks box_marks(const ChooseArgs& a, int64_t k, int64_t s, int64_t c) {
-  const Rect b = clipped_box(a.boxes + 4 * k, a.width, a.height);
-  const double area = rect_area(b);
+CUTMIX_HD Marks box_marks(const ChooseArgs& a, const Marker& m, int64_t c) {
   Marks mk{0, 0};
-  if (!(area > 0.0)) return mk;
-  if (rect_area(intersect(b, candidate(a, s, c))) > 0.0) mk.own = kCoversOwn;
-  const int64_t t = a.rows[s * (1 + 4 * a.k)];
-  const double got = rect_area(intersect(b, candidate(a, t, c)));
-  if (t != s && got > 0.0 && got >= dmul(a.min_visibility, area)) mk.pasted = kPastes;
+  if (!(m.area > 0.0)) return mk;
+  if (rect_area(intersect(m.b, candidate(a, m.s, c))) > 0.0) mk.own = kCoversOwn;
+  const double got = rect_area(intersect(m.b, candidate(a, m.t, c)));
+  if (m.t != m.s && got > 0.0 && got >= dmul(a.min_visibility, m.area)) mk.pasted = kPastes;
   return mk;
 }
 

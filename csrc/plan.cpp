@@ -401,6 +401,9 @@ std::vector<int32_t> make_choose_rows(const at::Tensor& boxes, const at::Tensor&
   check_detection_args(boxes, idx, perm, min_visibility);
   const int64_t n = perm.size(0);
   check_pairs(perm, at::Tensor(), n);
+  TORCH_CHECK_VALUE(0 < height && height <= std::numeric_limits<int32_t>::max() && 0 < width &&
+                        width <= std::numeric_limits<int32_t>::max(),
+                    "height, width: expected in [1, 2^31), got ", height, " and ", width);
   TORCH_CHECK_TYPE(candidates.scalar_type() == at::kLong, "candidates: expected int64, got ",
                    dtype_name(candidates));
   TORCH_CHECK_VALUE(candidates.is_cpu() && candidates.dim() == 3 && candidates.size(0) == n &&
@@ -409,9 +412,9 @@ std::vector<int32_t> make_choose_rows(const at::Tensor& boxes, const at::Tensor&
                     " and K >= 1, got ", candidates.sizes(), " on ", candidates.device());
   const int64_t k = candidates.size(1);
   TORCH_CHECK_VALUE(n * k < (int64_t{1} << 26), "candidates: at most 2^26 in all, got ", n * k);
-  const at::Tensor c = candidates.contiguous();
+  const at::Tensor c = candidates.contiguous(), partners = perm.contiguous();
   const int64_t* v = c.data_ptr<int64_t>();
-  const int64_t* j = perm.contiguous().data_ptr<int64_t>();
+  const int64_t* j = partners.data_ptr<int64_t>();
   std::vector<int32_t> rows(n * (1 + 4 * k));
   for (int64_t i = 0; i < n; ++i) {
     rows[j[i] * (1 + 4 * k)] = static_cast<int32_t>(i);  // j's boxes are pasted into i
@@ -430,7 +433,7 @@ std::vector<int32_t> make_choose_rows(const at::Tensor& boxes, const at::Tensor&
 
 ChooseArgs make_choose_args(const at::Tensor& boxes, const at::Tensor& idx, const int32_t* rows,
                             int64_t n, int64_t k, int64_t height, int64_t width,
-                            double min_visibility, int32_t* scratch, int64_t* chosen) {
+                            double min_visibility, int32_t* marks, int64_t* chosen) {
   ChooseArgs a{};
   a.boxes = boxes.data_ptr<double>();
   a.idx = idx.data_ptr<int64_t>();
@@ -438,9 +441,9 @@ ChooseArgs make_choose_args(const at::Tensor& boxes, const at::Tensor& idx, cons
   a.m = boxes.size(0), a.n = n, a.k = k;
   a.width = static_cast<double>(width), a.height = static_cast<double>(height);
   a.min_visibility = min_visibility;
-  a.status = scratch;
-  a.marks = scratch + 1;
+  a.marks = marks;
   a.chosen = chosen;
+  a.status = chosen + 4 * n;
   return a;
 }
 

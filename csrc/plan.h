@@ -51,13 +51,14 @@ BoxArgs make_box_args(const at::Tensor& boxes, const at::Tensor& idx, const Samp
                       int64_t n, int64_t height, int64_t width, double min_visibility, bool cutmix,
                       int32_t* scratch);
 // detection_choose: the checks, and per sample the sample its boxes are pasted into followed
-// by its candidates (ChooseArgs::rows). make_choose_args wants scratch of 1 + n * k ints.
+// by its candidates (ChooseArgs::rows). make_choose_args wants n * k ints of marks and n + 1
+// rows of (4,) int64 for the patches and, after them, the status.
 std::vector<int32_t> make_choose_rows(const at::Tensor& boxes, const at::Tensor& idx,
                                       const at::Tensor& perm, const at::Tensor& candidates,
                                       int64_t height, int64_t width, double min_visibility);
 ChooseArgs make_choose_args(const at::Tensor& boxes, const at::Tensor& idx, const int32_t* rows,
                             int64_t n, int64_t k, int64_t height, int64_t width,
-                            double min_visibility, int32_t* scratch, int64_t* chosen);
+                            double min_visibility, int32_t* marks, int64_t* chosen);
 
 // The error a kernel's status code stands for, named by the host: the first box of a sample
 // outside the batch of n, or the first that is not a box (x2 < x1, y2 < y1 or NaN). Returns

@@ -49,6 +49,8 @@ from ._ops import (MixParams, _check_batch, _check_kernels, _check_later, _check
 
 __all__ = ["MixCollate", "collate", "cutmix_", "mixup_"]
 
+_ops = torch.ops.cutmix_ext  # a module attribute, where the emulation's tests put the CUDA kernels
+
 _AXIS_ALIGNED = ("XYXY", "XYWH", "CXCYWH")
 _FIELDS = {"XYXY": "(x1, y1, x2, y2)", "XYWH": "(x, y, w, h)", "CXCYWH": "(cx, cy, w, h)"}
 # What a box cannot carry through a cut: refused wherever it appears.
@@ -72,6 +74,8 @@ def cutmix_(images: Union[torch.Tensor, dict], targets: Optional[Targets] = None
     :param rule: ``"occlude"`` (patches fall anywhere; own boxes are shrunk or dropped by
         min_visibility) or ``"avoid"`` (ultralytics': patches never cover the image's own boxes).
     :param candidates: with ``rule="avoid"``, the patches each sample draws to choose from.
+        Given ``params``, their patches apply as they are; ``rule`` then only sets
+        min_visibility's default.
     :param p: the probability that a sample is mixed at all; the others keep everything.
     :param normalized: box coordinates are fractions of the image's width and height.
     :param box_format: of plain box tensors: ``"XYXY"`` (default), ``"XYWH"`` or ``"CXCYWH"``.
@@ -212,10 +216,9 @@ def _avoid(boxes, idx, n, h, w, alpha, pairing, per_sample, p, generator, candid
     name, perm = _check_sampling(alpha, pairing, generator, n)
     perm = perm.to("cpu", torch.int64, copy=True) if perm is not None else \
         _sampling.partners(n, name, generator)
-    drawn = torch.ops.cutmix_ext.sample(n * candidates, h, w, float(alpha), True, True, "roll",
+    drawn = _ops.sample(n * candidates, h, w, float(alpha), True, True, "roll",
                                         generator)[1]
-    chosen = torch.ops.cutmix_ext.detection_choose(boxes, idx, perm, drawn.view(n, candidates, 4),
-                                                   h, w, min_vis)
+    chosen = _ops.detection_choose(boxes, idx, perm, drawn.view(n, candidates, 4), h, w, min_vis)
     keep = _sampling.applied(n, p, generator)
     if keep is not None:
         chosen[~keep] = 0
@@ -266,8 +269,8 @@ def _select(boxes, idx, params, cutmix, h, w, min_vis):
     by sample, then its own before its partner's, then source row. The op
     cutmix_ext::detection_boxes: two passes over the boxes on the CPU, one launch on CUDA (and
     one wait, for the number of rows)."""
-    return torch.ops.cutmix_ext.detection_boxes(boxes, idx, params.perm, params.boxes if cutmix else None,
-                                                params.lam, h, w, min_vis)
+    return _ops.detection_boxes(boxes, idx, params.perm, params.boxes if cutmix else None, params.lam,
+                                h, w, min_vis)
 
 
 def _inside(p, h, w, device):

@@ -359,8 +359,9 @@ def test_detection_kernel_matches_cpu_backend(emulated, op, gen):
         idx = torch.randint(0, n, (m,), generator=gen)
         if m % 2:
             idx = idx.sort().values  # as the list form and most flat forms come
+        # p < 1: samples left alone (an empty patch, lam = 1); "random" pairs some with themselves
         params = cutmix_ext.sample_params(torch.empty(n, 0, h, w), op, per_sample=True, pairing="random",
-                                          generator=gen)
+                                          generator=gen, p=random.choice([1.0, 0.6]))
         patch = params.boxes if op == "cutmix" else None
         min_vis = random.choice([0.0, 0.25, 1.0, float(torch.rand((), generator=gen))])
         got = kernel(boxes, idx, params.perm, patch, params.lam, h, w, min_vis)
@@ -401,6 +402,48 @@ def test_detection_choose_kernel_matches_cpu_backend(emulated, gen):
     boxes[5, 3] = float("nan")
     with pytest.raises(ValueError, match=r"boxes: row 5 .* is not a box"):
         kernel(boxes, idx, perm, cands, h, w, 0.1)
+
+
+class KernelOps:
+    """torch.ops.cutmix_ext with the detection ops replaced by their CUDA kernels, emulated."""
+
+    calls = set()
+
+    def __getattr__(self, name):
+        if name.startswith("detection_"):
+            self.calls.add(name)
+            return getattr(torch.ops.cutmix_ext_emulated, name)
+        return getattr(torch.ops.cutmix_ext, name)
+
+
+def test_detection_api_on_the_kernels(emulated, monkeypatch, gen):
+    """cutmix_ext.detection end to end with its ops on the emulated CUDA kernels gives what it
+    gives on the CPU backend (which the tests hold to the per-sample reference): a YOLO batch
+    under both rules and under MixUp with p, self-pairs, and a bad box refused alike."""
+    from cutmix_ext import detection as D
+    from test_detection_rules import fixed_point_perm, same, snapshot, yolo_batch
+
+    n, h, w = 9, 40, 48
+    perm = fixed_point_perm(n, gen)
+    cases = [(D.cutmix_, {"rule": "avoid", "pairing": "random"}), (D.cutmix_, {"pairing": perm}),
+             (D.mixup_, {"p": 0.5, "pairing": perm}), (D.cutmix_, {"p": 0.5, "rule": "avoid", "candidates": 5})]
+    for fn, kw in cases:
+        batch = yolo_batch(n, h, w, gen)
+        seed = int(torch.randint(1 << 40, (), generator=gen))
+        on_cpu = fn(snapshot(batch), generator=torch.Generator().manual_seed(seed), return_params=True, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(D, "_ops", KernelOps())
+            on_kernels = fn(snapshot(batch), generator=torch.Generator().manual_seed(seed), return_params=True, **kw)
+        assert same(on_kernels[0], on_cpu[0]) and same(tuple(on_kernels[1][:3]), tuple(on_cpu[1][:3])), kw
+        assert len(on_cpu[0]["cls"]) > 0
+    assert KernelOps.calls == {"detection_boxes", "detection_choose"}
+    batch = yolo_batch(n, h, w, gen)
+    batch["bboxes"][3, 2] = -0.25
+    for rule in ("occlude", "avoid"):
+        with monkeypatch.context() as m:
+            m.setattr(D, "_ops", KernelOps())
+            with pytest.raises(ValueError, match=r"batch\['bboxes'\]: box 3 \(cx, cy, w, h\) = .*-0.25"):
+                D.cutmix_(batch, rule=rule)
 
 
 # ---- The emulation's own checks: block ownership, shared memory poison, tile geometry ----

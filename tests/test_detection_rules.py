@@ -268,6 +268,27 @@ def test_choose_op_matches_the_reference(gen):
         assert got.tolist() == [list(p) for p in want], trial
 
 
+def test_choose_op_takes_strided_partners_and_checks_its_arguments(gen):
+    n, h, w = 64, 20, 20
+    boxes, idx = grid_boxes(50, h, w, gen), torch.randint(0, n, (50,), generator=gen)
+    perm = torch.randperm(n, generator=gen)
+    strided = torch.stack((perm, perm), 1)[:, 0]
+    cands = cutmix_ext.sample_params(torch.empty(n * 2, 0, h, w), "cutmix", per_sample=True,
+                                     generator=gen).boxes.view(n, 2, 4)
+    fn = torch.ops.cutmix_ext.detection_choose
+    assert not strided.is_contiguous()
+    assert torch.equal(fn(boxes, idx, strided, cands, h, w, 0.1), fn(boxes, idx, perm, cands, h, w, 0.1))
+    bad = cands.clone()
+    bad[3, 1, 2] = w + 1
+    for args, match in (((boxes, idx, perm, bad, h, w, 0.1), r"candidates: \[3, 1\] .* is not a box inside"),
+                        ((boxes, idx, perm, cands, 0, w, 0.1), r"height, width: expected in \[1, 2\^31\)"),
+                        ((boxes, idx, perm, cands[:-1], h, w, 0.1), r"candidates: expected a CPU tensor \(N, K, 4\)"),
+                        ((boxes, idx, perm[:-1], cands, h, w, 0.1), r"params.perm: entry \d+ is 63, outside"),
+                        ((boxes, idx, perm, cands, h, w, 1.5), r"min_visibility: expected a number in \[0, 1\]")):
+        with pytest.raises(ValueError, match=match):
+            fn(*args)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_avoid_rule_end_to_end(device, gen):
     """The draw is the partners, then `candidates` default-sampler patches per sample, then the

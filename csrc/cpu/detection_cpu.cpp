@@ -60,20 +60,20 @@ at::Tensor detection_choose_cpu(const at::Tensor& boxes, const at::Tensor& idx,
   const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
   const int64_t n = perm.size(0), k = candidates.size(1);
   refuse_bad_boxes(b, ix, n);
-  at::Tensor chosen = at::empty({n, 4}, perm.options().dtype(at::kLong));
-  std::vector<int32_t> scratch(1 + n * k, 0);
+  at::Tensor chosen = at::empty({n + 1, 4}, perm.options().dtype(at::kLong));
+  std::vector<int32_t> marks(n * k, 0);
   const ChooseArgs a = make_choose_args(b, ix, rows.data(), n, k, height, width, min_visibility,
-                                        scratch.data(), chosen.data_ptr<int64_t>());
+                                        marks.data(), chosen.data_ptr<int64_t>());
   for (int64_t q = 0; q < a.m; ++q) {
-    const int64_t s = a.idx[q], t = a.rows[s * (1 + 4 * k)];
+    const Marker m = marker(a, q, a.idx[q]);
     for (int64_t c = 0; c < k; ++c) {
-      const Marks mk = box_marks(a, q, s, c);
-      a.marks[s * k + c] |= mk.own;
-      a.marks[t * k + c] |= mk.pasted;
+      const Marks mk = box_marks(a, m, c);
+      a.marks[m.s * k + c] |= mk.own;
+      a.marks[m.t * k + c] |= mk.pasted;
     }
   }
   for (int64_t i = 0; i < n; ++i) choose_patch(a, i, a.marks + i * k);
-  return chosen;
+  return chosen.narrow(0, 0, n);
 }
 
 }  // namespace

@@ -125,15 +125,15 @@ __global__ void __launch_bounds__(kBoxThreads) detection_choose_kernel(const Cho
       atomicOr(&bad, s < 0 || s >= a.n ? kBadSample : kBadBox);
       continue;
     }
-    const int64_t into = a.rows[s * (1 + 4 * a.k)];
+    const Marker m = marker(a, q, s);
     for (int64_t c = 0; c < a.k; ++c) {
-      const Marks mk = box_marks(a, q, s, c);
+      const Marks mk = box_marks(a, m, c);
       if (mk.own) atomicOr(a.marks + s * a.k + c, mk.own);
-      if (mk.pasted) atomicOr(a.marks + into * a.k + c, mk.pasted);
+      if (mk.pasted) atomicOr(a.marks + m.t * a.k + c, mk.pasted);
     }
   }
   __syncthreads();
-  if (t == 0) store(a.status, bad);
+  if (t == 0) store(a.status, static_cast<int64_t>(bad));
   if (bad != 0) return;
   for (int64_t i = t; i < a.n; i += kBoxThreads) choose_patch(a, i, a.marks + i * a.k);
 }

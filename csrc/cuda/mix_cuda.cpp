@@ -123,7 +123,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
     const BoxOutputs o = box_outputs(none, b, ix, 0);
     return {o.boxes, o.src, o.dst, o.own, o.weights};
   }
-  TORCH_CHECK_VALUE(n > 0, "idx: ", m, " boxes for a batch of no samples");
+  if (n == 0) refuse_bad_boxes(b, ix, n);  // every box belongs to a sample outside the batch
   at::Tensor scratch = at::empty({3 * n + 1}, ix.options().dtype(at::kInt));
   at::Tensor table = rows_on_device(plan.table, b.device());
   BoxArgs a = make_box_args(b, ix, static_cast<const Sample*>(table.data_ptr()), n, height, width,
@@ -155,15 +155,16 @@ at::Tensor detection_choose_cuda(const at::Tensor& boxes, const at::Tensor& idx,
   }
   // The patches and, in the row after them, the status: one copy back, the call's one wait.
   at::Tensor out = at::empty({n + 1, 4}, b.options().dtype(at::kLong));
-  at::Tensor scratch = at::empty({1 + n * k}, ix.options().dtype(at::kInt));
+  at::Tensor marks = at::empty({n * k}, ix.options().dtype(at::kInt));
   const at::Tensor device_rows = rows_on_device(rows, b.device());
   ChooseArgs a = make_choose_args(b, ix, static_cast<const int32_t*>(device_rows.data_ptr()), n, k,
-                                  height, width, min_visibility, scratch.data_ptr<int32_t>(),
+                                  height, width, min_visibility, marks.data_ptr<int32_t>(),
                                   out.data_ptr<int64_t>());
   C10_CUDA_CHECK(launch_detection_choose(a, c10::cuda::getCurrentCUDAStream()));
-  out[n][0].copy_(scratch[0]);
   const at::Tensor host = out.cpu();
   if (host[n][0].item<int64_t>() != 0) refuse_bad_boxes(b, ix, n);
+  TORCH_CHECK(host[n][0].item<int64_t>() == 0,
+              "detection_choose: the kernel reported bad boxes the host cannot find");
   return host.narrow(0, 0, n);
 }
 

@@ -138,18 +138,19 @@ at::Tensor detection_choose(const at::Tensor& boxes, const at::Tensor& idx, cons
     refuse_bad_boxes(b, ix, n);
     return at::zeros({n, 4}, perm.options().dtype(at::kLong));
   }
-  at::Tensor chosen = at::full({n, 4}, -7, perm.options().dtype(at::kLong));
-  std::vector<int32_t> scratch(1 + n * k, 12345);  // garbage: the kernel clears what it uses
+  // garbage where the kernel writes: it must write every patch and the status
+  at::Tensor out = at::full({n + 1, 4}, -7, perm.options().dtype(at::kLong));
+  std::vector<int32_t> marks(n * k, 12345);  // and clear the marks itself
   const ChooseArgs a = make_choose_args(b, ix, rows.data(), n, k, height, width, min_visibility,
-                                        scratch.data(), chosen.data_ptr<int64_t>());
+                                        marks.data(), out.data_ptr<int64_t>());
   const emu::Buffers named({buffer("boxes", b, true), buffer("idx", ix, true),
                             buffer("rows", rows.data(), rows.size() * sizeof(int32_t), true),
-                            buffer("status", a.status, sizeof(int32_t)),
                             buffer("marks", a.marks, n * k * sizeof(int32_t)),
-                            buffer("chosen", chosen)});
+                            buffer("chosen", out)});
   TORCH_CHECK(launch_detection_choose(a, nullptr) == cudaSuccess);
-  if (scratch[0] != 0) refuse_bad_boxes(b, ix, n);
-  return chosen;
+  if (out[n][0].item<int64_t>() != 0) refuse_bad_boxes(b, ix, n);
+  TORCH_CHECK(out[n][0].item<int64_t>() == 0, "the kernel reported bad boxes the host cannot find");
+  return out.narrow(0, 0, n);
 }
 
 // sampling="device" with the given generator state. captured=True reads seed and offset through
