@@ -1,4 +1,5 @@
-"""Detection batches: cutmix_ext.detection against the per-image loop a user writes today.
+"""Detection batches: cutmix_ext.detection against the per-image loop a user writes today and
+against ultralytics' own CutMix and MixUp.
 
     python -m benchmarks.detection                    # 64x3x640x640 uint8, ~20 boxes per image
     python -m benchmarks.detection --device cuda --out benchmarks/results
@@ -10,15 +11,31 @@ the patch; for MixUp the blend and both images' boxes. It is checked to give our
 Besides the ratios, the table gives what the boxes cost: the same detection calls on a batch of
 no channels (everything but the pixels), as a share of the same draw applied to the images
 alone (`cutmix_ext.mix_`); and loop / images alone, the most any bookkeeping of the boxes could
-give against the loop (the pixels are the same work done once, not twice)."""
+give against the loop (the pixels are the same work done once, not twice).
+
+The second table replays one draw (patches, partners, lam) in every row, at ultralytics'
+threshold (min_visibility 0.1), next to ultralytics' transforms (CPU only: they work on NumPy
+arrays), which are handed the same draw and the batch's images and boxes one image at a time, as
+its dataset hands them over, and checked to give our pixels and boxes first. Its CutMix refuses
+a patch over any of the image's own boxes, which the draw's patches nearly always are: each
+image is handed its own boxes clear of the patch (the rest are what its rule would refuse), so
+that it does the work of a patch it accepts; it still skips a patch under which no partner box
+has 10% of its area. Its MixUp truncates the blend to uint8, where cutmix_ext rounds: pixels
+within 1. The floors are the bytes each op must move, as one `copy_` between two buffers:
+CutMix's, as many bytes as the drawn patches hold (it reads the partners' patches and writes
+its own; the strided rows cost more than this); MixUp's, the whole batch (a blend reads every
+image and writes it). % of floor: the floor's time over the row's."""
 import argparse
 import datetime
 import os
 import platform
 import random
+import re
 import statistics
+import sys
 import time
 
+import numpy as np
 import torch
 
 import cutmix_ext
@@ -111,6 +128,147 @@ def check(images, targets, device):
         assert torch.equal(flat["boxes"], torch.cat([t["boxes"] for t in ours]))
 
 
+ULTRALYTICS = "ultralytics==8.4.190"
+# --no-deps: its requirements would bring torch and torchvision in; its augment module needs only
+# these beside numpy and torch
+ULTRALYTICS_PIP = f"-m pip install --no-deps {ULTRALYTICS} opencv-python-headless pyyaml pillow"
+
+
+def ultralytics_augment():
+    """ultralytics.data.augment, or None where it does not import. As it is imported, ultralytics
+    reads torchvision's version (for other transforms' checks), which a torch from PyTorch's own
+    index has no PyPI release to go with: then it is told the release built with this torch. It
+    also sets thread counts for its training in the environment, which are put back, and the first
+    time on a machine it would print where it keeps its settings, amid the tables."""
+    import importlib.metadata as md
+    version, env = md.version, dict(os.environ)
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+    def known(name):
+        try:
+            return version(name)
+        except md.PackageNotFoundError:
+            m = re.match(r"2\.(\d+)\.(\d+)", torch.__version__)
+            if name != "torchvision" or not m:
+                raise
+            return f"0.{int(m[1]) + 15}.{m[2]}"
+
+    md.version = known
+    try:
+        from ultralytics.data import augment
+        return augment
+    except ImportError:
+        return None
+    finally:
+        md.version = version
+        for k in set(os.environ) - set(env):
+            del os.environ[k]
+        os.environ.update(env)
+
+
+def ultralytics_mix(augment, op, images, targets, params):
+    """ultralytics' CutMix or MixUp given our draw: a function that runs it over the batch, image
+    by image, returning its label dicts; and the dicts it is handed. These are built here once, as
+    its pipeline hands them to the two transforms (after Mosaic and RandomPerspective): HWC
+    uint8 images, boxes as XYXY pixels (its CutMix rule compares them with the patch as they
+    are; straight from its dataset they would be normalized XYWH), classes as (M, 1) float32.
+    Each partner comes as its dataset would load it, the image before the mix."""
+    n = images.shape[0]
+    perm, lam = params.perm.tolist(), params.lam.tolist()
+    patch = params.boxes.tolist() if op == "cutmix" else None
+    imgs = images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    loaded = imgs.copy()
+
+    def labels(img, t, keep=slice(None)):
+        b, c = t["boxes"].cpu().numpy()[keep].copy(), t["labels"].cpu().numpy()[keep]
+        return {"img": img, "cls": c[:, None].astype(np.float32),
+                "instances": augment.Instances(b, bbox_format="xyxy", normalized=False)}
+
+    def clear(i):
+        return augment.bbox_ioa(np.float32([patch[i]]), targets[i]["boxes"].cpu().numpy())[0] <= 0
+
+    handed = [labels(imgs[i], t, clear(i) if op == "cutmix" else slice(None)) for i, t in enumerate(targets)]
+
+    class Dataset(list):
+        def get_image_and_label(self, j):
+            return self[j]
+
+    class Given(augment.CutMix if op == "cutmix" else augment.MixUp):
+        """Its own draws are made, so that their cost stays in its time, and then replaced by ours:
+        the partner (get_indexes), CutMix's patch (_rand_bbox), MixUp's r ~ Beta(32, 32)
+        (get_params, where it draws it) by our lam."""
+        i = 0
+
+        def get_indexes(self):
+            super().get_indexes()
+            return perm[self.i]
+
+        def _rand_bbox(self, width, height):
+            super()._rand_bbox(width, height)
+            return patch[self.i]
+
+        def get_params(self, labels):
+            p = super().get_params(labels)
+            if op == "mixup":
+                p["r"] = lam[self.i]
+            return p
+
+    mix = Given(Dataset(labels(loaded[j], t) for j, t in enumerate(targets)), p=1.0)
+
+    def run():
+        out = []
+        for i in range(n):
+            mix.i = i
+            out.append(mix(dict(handed[i])))  # its transform replaces the dict's instances
+        return out
+    return run, handed
+
+
+def agreement(theirs, handed, images, targets, params, op):
+    """On how many images ultralytics' output (theirs, from ultralytics_mix) is cutmix_ext's, of how
+    many compared, and how many its CutMix skipped. Left out: samples paired with themselves, a
+    case each library treats its own way. CutMix (min_visibility 0.1): the image, and the
+    partner's boxes and classes it adds after the own ones it was handed; MixUp: pixels within 1,
+    and every box and class."""
+    tagged = [dict(t, origin=torch.full_like(t["labels"], i)) for i, t in enumerate(targets)]
+    fn = D.cutmix_ if op == "cutmix" else D.mixup_
+    vis = dict(min_visibility=0.1) if op == "cutmix" else {}
+    ours, new = fn(images.clone(), tagged, params=params, per_box=("origin",), **vis)
+    ours = ours.cpu()
+    tol = 2 * torch.finfo(torch.float32).eps * max(images.shape[-2:])  # coordinates shifted and back
+    agreed = compared = skipped = 0
+    for i, (j, t, o) in enumerate(zip(params.perm.tolist(), theirs, new)):
+        if i == j:
+            continue
+        img = torch.from_numpy(t["img"]).permute(2, 0, 1)
+        boxes, cls = torch.from_numpy(t["instances"].bboxes), torch.from_numpy(t["cls"][:, 0]).long()
+        want_boxes, want_cls = o["boxes"].cpu(), o["labels"].cpu()
+        if op == "cutmix":
+            k, partner = len(handed[i]["cls"]), o["origin"].cpu() == j
+            boxes, cls, want_boxes, want_cls = boxes[k:], cls[k:], want_boxes[partner], want_cls[partner]
+            if len(boxes) == 0 and len(want_boxes) == 0:
+                skipped += 1
+                continue
+            same = torch.equal(img, ours[i])
+        else:
+            same = (img.int() - ours[i].int()).abs().max() <= 1
+        compared += 1
+        agreed += bool(same and boxes.shape == want_boxes.shape and torch.equal(cls, want_cls) and
+                       torch.allclose(boxes, want_boxes, rtol=0, atol=tol))
+    return agreed, compared, skipped
+
+
+def floor(images, op, params):
+    """The bytes the op must move, as one copy_ between two buffers: CutMix's, as many as the drawn
+    patches hold; MixUp's, the batch."""
+    if op == "cutmix":
+        b = params.boxes
+        area = int(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sum())
+        images = images.reshape(-1)[:images.shape[1] * area]
+    src, dst = images.clone(), torch.empty_like(images)
+    return lambda: dst.copy_(src)
+
+
 def timed(fns, device, rounds, min_time):
     """Median seconds per call, the functions taking turns in a shuffled order every round."""
     times = {k: [] for k in fns}
@@ -171,21 +329,11 @@ def main(argv=None):
             "per-image loop": lambda: loop(images, targets, cutmix_ext.sample_params(images, op, **draw)),
         }
 
-    lines = []
     stamp = datetime.datetime.now(datetime.timezone.utc)
-    lines.append(f"# Detection batches: {n}x3x{s}x{s} uint8, {m} boxes ({m / n:.1f} per image), "
-                 f"{args.device}")
-    lines.append("")
-    lines.append(f"{stamp:%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
-                 f"{torch.get_num_threads()} threads, torch {torch.__version__}, cutmix_ext "
-                 f"{cutmix_ext.__version__}. `python -m benchmarks.detection"
-                 f"{' --device cuda' if args.device == 'cuda' else ''}`. Median ms per call, "
-                 f"per-sample boxes and random partners, drawn in every call.")
-    lines.append("")
-    lines.append("| op | cutmix_ext list | cutmix_ext flat | images alone | boxes alone, list | "
-                 "boxes alone, flat | per-image loop | loop / list | loop / flat | "
-                 "boxes / images, flat | boxes / images, list | loop / images alone |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    drawn = ["| op | cutmix_ext list | cutmix_ext flat | images alone | boxes alone, list | "
+             "boxes alone, flat | per-image loop | loop / list | loop / flat | "
+             "boxes / images, flat | boxes / images, list | loop / images alone |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for op in ("cutmix", "mixup"):
         fns = rows(op)
         for f in fns.values():
@@ -197,12 +345,68 @@ def main(argv=None):
         t.update(timed(loop, args.device, args.rounds, args.min_time))
         lst, fl, img, bl, bf = (t[k] for k in fns)
         lp = t["per-image loop"]
-        lines.append(f"| {'CutMix' if op == 'cutmix' else 'MixUp'} | {lst * 1e3:.2f} | {fl * 1e3:.2f} | "
+        drawn.append(f"| {'CutMix' if op == 'cutmix' else 'MixUp'} | {lst * 1e3:.2f} | {fl * 1e3:.2f} | "
                      f"{img * 1e3:.2f} | {bl * 1e3:.2f} | {bf * 1e3:.2f} | {lp * 1e3:.2f} | "
                      f"{lp / lst:.1f}x | {lp / fl:.1f}x | {bf / img:.0%} | {bl / img:.0%} | "
                      f"{lp / img:.1f}x |")
-    lines.append("")
-    lines.append("Targets: ≥ 10x the loop; the boxes under 20% of the images' time in the flat form.")
+
+    augment = ultralytics_augment() if args.device == "cpu" else None
+    absent = None if augment else "not installed" if args.device == "cpu" else "CPU only"
+    same = ["| op | row | ms per call | / list | / flat | % of floor |", "|---|---|---:|---:|---:|---:|"]
+    agreed = []
+    for op in ("cutmix", "mixup"):
+        name = "CutMix" if op == "cutmix" else "MixUp"
+        fn, loop = (D.cutmix_, loop_cutmix) if op == "cutmix" else (D.mixup_, loop_mixup)
+        vis = dict(min_visibility=0.1) if op == "cutmix" else {}
+        p = cutmix_ext.sample_params(images, op, per_sample=True, pairing="random", generator=gen)
+        fns = {"floor": floor(images, op, p),
+               "cutmix_ext list": lambda: fn(images, targets, params=p, **vis),
+               "cutmix_ext flat": lambda: fn(images, flat, params=p, **vis)}
+        apart = {"per-image loop": lambda: loop(images, targets, p, **vis)}
+        if augment:
+            run, handed = ultralytics_mix(augment, op, images, targets, p)
+            ok, compared, skipped = agreement(run(), handed, images, targets, p, op)
+            selfs = int((p.perm.cpu() == torch.arange(n)).sum())
+            notes = [f"{k} {why}" for k, why in (
+                (skipped, "skipped by its rule, no partner box having 10% of its area under the patch: "
+                          "no copy for them in its time"),
+                (selfs, "paired with itself, left out")) if k]
+            agreed.append(f"{name} on {ok} of {compared} images" + (f" ({'; '.join(notes)})" if notes else ""))
+            apart = {f"ultralytics {name}": run, **apart}
+        for f in fns.values():
+            f()
+        t = timed(fns, args.device, args.rounds, args.min_time)
+        for k, f in apart.items():  # their temporaries, as the loop's above
+            f()
+            t.update(timed({k: f}, args.device, args.rounds, args.min_time))
+        for k in ("floor", "cutmix_ext list", "cutmix_ext flat", f"ultralytics {name}", "per-image loop"):
+            if k not in t:
+                same.append(f"| {name} | {k} | {absent} | — | — | — |")
+                continue
+            ratios = [f"{t[k] / t[f'cutmix_ext {form}']:.1f}x" if k in apart else "" for form in ("list", "flat")]
+            share = t["floor"] / t[k]
+            label = ("patch" if op == "cutmix" else "batch") + " copy_ (floor)" if k == "floor" else k
+            same.append(f"| {name} | {label} | {t[k] * 1e3:.2f} | {' | '.join(ratios)} | "
+                        f"{share:.{0 if share >= 0.095 else 1}%} |")
+
+    agree = ("ultralytics, handed the same draw, gave cutmix_ext's output for " + "; ".join(agreed) + "."
+             if agreed else "")
+    hint = {"not installed": f"ultralytics not installed, so not compared; to include it: {sys.executable} "
+                             f"{ULTRALYTICS_PIP}, and run again.",
+            "CPU only": "ultralytics not compared on CUDA: its transforms work on NumPy arrays."}.get(absent, "")
+    lines = [f"# Detection batches: {n}x3x{s}x{s} uint8, {m} boxes ({m / n:.1f} per image), {args.device}", "",
+             f"{stamp:%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+             f"{torch.get_num_threads()} threads, torch {torch.__version__}, cutmix_ext "
+             f"{cutmix_ext.__version__}. `python -m benchmarks.detection"
+             f"{' --device cuda' if args.device == 'cuda' else ''}`. Median ms per call, "
+             f"per-sample boxes and random partners, drawn in every call.", "", *drawn, "",
+             "Target: the boxes under 20% of the images' time in the flat form.", "",
+             "## One draw: against ultralytics and the floors", "",
+             "The same patches, partners and lam in every row and call; cutmix_ext and the loop at "
+             "min_visibility 0.1, ultralytics' threshold. / list, / flat: the row's time over "
+             "cutmix_ext's. % of floor: the floor's time over the row's; the floor is one copy_ of the "
+             "bytes the op must move (CutMix: as many as the drawn patches hold; MixUp: the batch).", "",
+             *same, *(["", agree] if agree else []), *(["", hint] if hint else [])]
     text = "\n".join(lines)
     path = None
     if args.out:
@@ -212,7 +416,8 @@ def main(argv=None):
             f.write(text + "\n")
     if args.brief:
         print(f"detection batches ({args.device}, {n}x3x{s}x{s} uint8, {m / n:.1f} boxes per image), ms per call:")
-        print("\n".join(lines[4:-2]))
+        print("\n".join(drawn + ["", "one draw for every row, min_visibility 0.1:"] + same +
+                        [x for note in (agree, hint) if note for x in ("", note)]))
     else:
         print(text)
     if path:

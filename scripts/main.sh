@@ -2,7 +2,7 @@
 # Sets up what is missing, builds, mixes a batch, draws the pictures of docs/ anew into build/main/,
 # trains a small model with feature-level CutMix and runs the short form of the benchmark (CPU,
 # and CUDA when there is a GPU) against torchvision, timm, kornia and plain torch, and the
-# detection benchmark; their tables and charts go to build/benchmarks.
+# detection benchmark (against ultralytics too); their tables and charts go to build/benchmarks.
 #
 # The long steps draw a progress bar on stderr, and whatever else a step writes to stderr shows as
 # it comes; their results (a line each, the benchmark's headline table) follow in a summary. A step
@@ -59,6 +59,15 @@ fi
 if ! "$PY" -c "import kornia" >/dev/null 2>&1; then
   echo "[setup] installing kornia (--no-deps)"
   "$PY" -m pip install --quiet --no-deps kornia kornia-rs || echo "[setup] kornia not installed: its rows will say so"
+fi
+# ultralytics, for the detection benchmark's rows of its CutMix and MixUp: --no-deps too (its
+# requirements name torch and torchvision), with the few packages its augment module imports.
+# Looked for rather than imported: beside a torch without torchvision only the benchmark's import
+# of it works (it tells ultralytics which torchvision goes with that torch).
+if ! "$PY" -c "import cv2, yaml, PIL, importlib.util as u, sys; sys.exit(not u.find_spec('ultralytics'))" >/dev/null 2>&1; then
+  echo "[setup] installing ultralytics 8.4.190 (--no-deps) with opencv-python-headless, pyyaml and pillow"
+  "$PY" -m pip install --quiet --no-deps ultralytics==8.4.190 opencv-python-headless pyyaml pillow ||
+    echo "[setup] ultralytics not installed: its rows in the detection benchmark will say so"
 fi
 step figure "$PY" examples/figure.py --out build/main/mixing.png
 step detection-figure "$PY" examples/detection_figure.py --out build/main/detection.png

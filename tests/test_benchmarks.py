@@ -1,8 +1,8 @@
 """The benchmark suite runs end to end on a small case and reports what it measured: every
 implementation timed or its failure recorded, the floors, the targets, the chart; the headline
 the main command shows; and the main command's plumbing around it. (Its speed is shown by its
-own output, never asserted here.) Nothing here needs torchvision, timm or kornia but what skips
-without them: the charts and the headline are tested on made-up rows."""
+own output, never asserted here.) Nothing here needs torchvision, timm, kornia or ultralytics but
+what skips without them: the charts and the headline are tested on made-up rows."""
 import os
 import re
 import shutil
@@ -13,11 +13,14 @@ import pytest
 import torch
 from conftest import import_or_skip
 
+import cutmix_ext
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 run = pytest.importorskip("benchmarks.run")
 impls = pytest.importorskip("benchmarks.impls")
 report = pytest.importorskip("benchmarks.report")
+detection = pytest.importorskip("benchmarks.detection")
 QUICK = ["--device", "cpu", "--quick", "--no-loader", "--min-run-time", "0.01", "--min-samples", "2"]
 
 
@@ -272,6 +275,53 @@ def test_every_case_of_the_table_is_in_the_chart(device, quick):
                 charted += [(" ".join(t[:-1]), t[-1]) for t in ticks]
         assert charted == [(case, dtype) for case, dtype, o in table if o == op]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("op", ["cutmix", "mixup"])
+def test_ultralytics_in_the_detection_benchmark_mixes_as_cutmix_ext(op, gen):
+    """ultralytics' transform, handed a random draw through the benchmark's adapter, gives
+    cutmix_ext's pixels and boxes on every image compared; and the comparison notices a partner
+    other than the one drawn."""
+    augment = detection.ultralytics_augment()
+    if augment is None:
+        pytest.skip(f"ultralytics not installed: python {detection.ULTRALYTICS_PIP}")
+    images, targets = detection.make_batch(16, 96, 128, 6, "cpu", gen)
+    for t in targets:  # inside the image, which is wider than tall: ultralytics clips no own box
+        t["boxes"][:, 1::2].clamp_(max=96)
+    p = cutmix_ext.sample_params(images, op, per_sample=True, pairing="random", generator=gen)
+    before = images.clone()
+    run, handed = detection.ultralytics_mix(augment, op, images, targets, p)
+    theirs = run()
+    assert torch.equal(images, before)  # it mixes copies: the batch stays for cutmix_ext
+    agreed, compared, skipped = detection.agreement(theirs, handed, images, targets, p, op)
+    assert agreed == compared and compared + skipped == int((p.perm != torch.arange(16)).sum())
+    assert compared > 0 and (op == "cutmix" or skipped == 0)
+    if op == "mixup":
+        # its r is our lam: the first non-self-paired image is the blend with that weight
+        i = int((p.perm != torch.arange(16)).nonzero()[0])
+        blend = before[i].double() * p.lam[i] + before[p.perm[i]].double() * (1 - p.lam[i])
+        assert torch.equal(torch.from_numpy(theirs[i]["img"]).permute(2, 0, 1), blend.to(torch.uint8))
+    wrong = p._replace(perm=p.perm.roll(1))
+    run, handed = detection.ultralytics_mix(augment, op, images, targets, wrong)
+    assert detection.agreement(run(), handed, images, targets, p, op)[0] < compared
+
+
+def test_the_detection_table_says_when_ultralytics_is_not_installed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(detection, "ultralytics_augment", lambda: None)
+    detection.main(["--batch", "8", "--size", "48", "--boxes", "6", "--rounds", "1", "--min-time", "0",
+                    "--brief", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    md = next(open(tmp_path / f).read() for f in os.listdir(tmp_path) if f.endswith(".md"))
+    for text in (out, md):
+        lines = text.splitlines()
+        for op in ("CutMix", "MixUp"):
+            assert f"| {op} | ultralytics {op} | not installed | — | — | — |" in lines
+            flat = next(ln for ln in lines if ln.startswith(f"| {op} | cutmix_ext flat | ")).split(" | ")
+            assert float(flat[2]) > 0 and flat[-1].endswith("% |")
+        hint = next(ln for ln in lines if ln.startswith("ultralytics not installed"))
+        assert "-m pip install --no-deps ultralytics==8.4.190 " in hint
+        assert "gave cutmix_ext's output" not in text
+    assert "Targets: ≥ 10x" not in md
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
