@@ -58,6 +58,8 @@ def test_python_blocks_run(page):
             exec(compile(block, f"{page} python block {i + 1}", "exec"), namespace)
         except Exception as exc:  # the block, not this test, is what failed
             pytest.fail(f"{page} python block {i + 1} fails: {type(exc).__name__}: {exc}\n{block}")
+        if page == "README.md" and "detection.cutmix_(batch" in block:  # the example does mix
+            assert bool((namespace["params"].lam < 1).any()) and "weights" in namespace["batch"]
         if page == "README.md" and i == 0:  # the front door's promise: targets that are distributions
             targets = namespace["targets"]
             assert targets.shape == (64, 1000) and targets.dtype == torch.float32
