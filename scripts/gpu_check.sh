@@ -11,9 +11,11 @@
 #                   cutmix_ext.check (20 s)
 #   tests      120  every CUDA test (pytest -k cuda, -n 6 where xdist is there): CUDA = CPU bit for
 #                   bit, the big shapes, bad input, autograd, CUDA graphs, compile, detection (82 s)
-#   bench      45   python -m benchmarks.run --device cuda --quick: against torchvision and timm,
+#   bench      35   python -m benchmarks.run --device cuda --quick: against torchvision and timm,
 #                   the floors (20 s)
-#   detection  30   python -m benchmarks.detection --device cuda: boxes with the images (12 s)
+#   paths      20   python -m benchmarks.paths --device cuda: the kernels' own paths as ratios (rows
+#                   off 16-byte boundaries, per-sample tables, batch sizes, device sampling)
+#   detection  20   python -m benchmarks.detection --device cuda: boxes with the images (12 s)
 #   memcheck   85   compute-sanitizer memcheck: every in-place family, the boxes, device sampling,
 #                   out of place (no gradcheck)
 #   synccheck  30   the in-place kernels and the boxes' kernel (barriers)
@@ -29,22 +31,22 @@
 #              plan: each stage's slot and the files the run returns. CI runs it against torch 2.11.
 # What comes back (at most 8 files, in $OUT, else build/gpu-check): gpu-check.md (this summary),
 # gpu-check-logs.tar.gz (each stage's whole log, re-packed after every stage, so a run stopped
-# from outside still returns what it did), the benchmark's cuda-<date>-quick.md and .png, and
-# detection-cuda-<date>.md. PYTHON= picks the interpreter; GPU_CHECK_BUDGET (default 480) caps
+# from outside still returns what it did), the benchmark's cuda-<date>-quick.md and .png,
+# cuda-<date>-paths.md and detection-cuda-<date>.md. PYTHON= picks the interpreter; GPU_CHECK_BUDGET (default 480) caps
 # the whole. Exit status 1 when a stage failed or found no time.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
 BUDGET=${GPU_CHECK_BUDGET:-480}
-ALL="build check tests bench detection memcheck synccheck racecheck"
-declare -A SLOT=([preflight]=30 [build]=75 [check]=30 [tests]=120 [bench]=45 [detection]=30
+ALL="build check tests bench paths detection memcheck synccheck racecheck"
+declare -A SLOT=([preflight]=30 [build]=75 [check]=30 [tests]=120 [bench]=35 [paths]=20 [detection]=20
                  [memcheck]=85 [synccheck]=30 [racecheck]=35)
 dry=0
 stages=()
 for a in "$@"; do
   case $a in
     --dry-run) dry=1 ;;
-    build | check | tests | bench | detection | memcheck | synccheck | racecheck) stages+=("$a") ;;
+    build | check | tests | bench | paths | detection | memcheck | synccheck | racecheck) stages+=("$a") ;;
     *) echo "gpu_check: unknown argument '$a' (--dry-run, or stages: $ALL)" >&2; exit 2 ;;
   esac
 done
@@ -125,6 +127,7 @@ RACECHECK=("tests/test_cuda_graphs.py::test_eager_device_sampling_matches_its_pa
            "tests/test_mix.py::test_cuda_matches_cpu[channels_last-torch.uint8-cutmix]"
            "tests/test_detection.py::test_cuda_op_equals_cpu_op[cutmix]")
 BENCH=(-m benchmarks.run --device cuda --quick --out "$out")
+PATHS=(-m benchmarks.paths --device cuda --out "$out")
 DETECTION=(-m benchmarks.detection --device cuda --min-time 0.5 --out "$out")
 
 pytest_args=(-q -ra -p no:cacheprovider)
@@ -227,6 +230,7 @@ for s in "${stages[@]}"; do
       synccheck) stage synccheck collect "${SYNCCHECK[@]}" ;;
       racecheck) stage racecheck collect "${RACECHECK[@]}" ;;
       bench) stage bench "$PY" "${BENCH[@]}" --list ;;
+      paths) stage paths "$PY" -m benchmarks.paths --help ;;
       detection) stage detection "$PY" -m benchmarks.detection --help ;;
     esac
     case $s in
@@ -235,6 +239,7 @@ for s in "${stages[@]}"; do
         var=${s^^}[@]
         echo "would run: PYTORCH_NO_CUDA_MEMORY_CACHING=1 ${sanitizer:-compute-sanitizer} --tool $s --error-exitcode 9 $PY -m pytest -v -x -p no:cacheprovider ${!var}" ;;
       bench) echo "would run: $PY ${BENCH[*]}" ;;
+      paths) echo "would run: $PY ${PATHS[*]}" ;;
       detection) echo "would run: $PY ${DETECTION[*]}" ;;
     esac
     continue
@@ -244,6 +249,7 @@ for s in "${stages[@]}"; do
     check) stage check run_check ;;
     tests) stage tests run_pytest "${pytest_args[@]}" "${xdist[@]}" "${per_test[@]}" --durations=10 "${TESTS[@]}" ;;
     bench) stage bench "$PY" "${BENCH[@]}" --brief ;;
+    paths) stage paths "$PY" "${PATHS[@]}" ;;
     detection) stage detection "$PY" "${DETECTION[@]}" ;;
     memcheck | synccheck | racecheck)
       if [ -n "$refused" ]; then
@@ -272,7 +278,7 @@ if ((dry)); then
   done
   echo
   echo "Files returned (at most 8): gpu-check.md, gpu-check-logs.tar.gz, cuda-$today-quick.md," \
-    "cuda-$today-quick.png, detection-cuda-$today.md"
+    "cuda-$today-quick.png, cuda-$today-paths.md, detection-cuda-$today.md"
   ((t <= BUDGET)) || { echo "gpu_check: the slots add up to $t s, over the budget of $BUDGET s"; failed=1; }
 fi
 pack

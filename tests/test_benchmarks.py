@@ -339,3 +339,34 @@ def test_main_sh_stops_at_a_failing_step_and_prints_its_output(tmp_path):
     assert "why it failed" in done.stderr and "what the demo saw" in done.stderr
     assert "demo FAILED (exit status 3)" in done.stderr
     assert "[main] done" not in done.stdout
+
+
+def test_kernel_paths_report_every_group(tmp_path, capsys):
+    """benchmarks.paths end to end on the CPU backend, small: every group's rows timed, each ratio
+    against its group's first row (or the copy of the same bytes), the goals judged, and the
+    device-only group saying why it is empty."""
+    paths = pytest.importorskip("benchmarks.paths")
+    paths.main(["--device", "cpu", "--scale", "0.01", "--min-run-time", "0.001", "--min-samples", "1",
+                "--out", str(tmp_path)])
+    md_files = [f for f in os.listdir(tmp_path) if f.endswith("-paths.md")]
+    assert len(md_files) == 1
+    md = (tmp_path / md_files[0]).read_text()
+    assert md.strip() in capsys.readouterr().out
+    rows = [line.strip("|").split(" | ") for line in md.splitlines()
+            if line.startswith("| ") and not line.startswith("| group")]
+    by_group = {}
+    for r in rows:
+        by_group.setdefault(r[0].strip(), []).append(r)
+    assert set(by_group) == {"widths", "tables", "batch", "sampling"}
+    assert len(by_group["widths"]) == 8 and len(by_group["tables"]) == 6 and len(by_group["batch"]) == 8
+    for group in ("widths", "tables", "batch"):
+        for r in by_group[group]:
+            assert float(r[2].replace(",", "")) > 0 and float(r[3].replace(",", "")) > 0, r
+            goal = r[6].strip()
+            if goal:
+                ratio = float(r[4].rstrip("x"))
+                assert goal.strip("*").endswith("met"), r
+                assert ("not met" in goal) == (ratio < float(goal[2:goal.index(":")])), r
+    for first in (by_group["widths"][0], by_group["widths"][4], by_group["tables"][0]):
+        assert first[4] == "1.00x" and first[5] == first[1], first
+    assert 'needs CUDA' in by_group["sampling"][0][1]

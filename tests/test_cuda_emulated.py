@@ -5,6 +5,7 @@ machine without a GPU; where there is one, the real kernels are tested instead (
 import glob
 import os
 import random
+import re
 
 import pytest
 import torch
@@ -67,10 +68,18 @@ def block_order(emulated, gen):
     torch.ops.cutmix_ext_emulated.configure(int(torch.randint(1 << 62, (1,), generator=gen)), 2)
 
 
+def clone_layout(x):
+    """A copy with x's strides and storage offset: clone() gives a view's copy (layout "cropped")
+    contiguous strides."""
+    base = x if x._base is None else x._base
+    return base.clone().as_strided(x.shape, x.stride(), x.storage_offset())
+
+
 def both(emulated, op, images, labels, params, k, eps, table_in_memory=False):
-    """(emulated images, emulated targets, CPU-backend images, CPU-backend targets)."""
-    on_kernels = images.clone()
-    on_cpu = images.clone()
+    """(emulated images, emulated targets, CPU-backend images, CPU-backend targets), each mixed
+    in a copy of `images` that keeps its layout."""
+    on_kernels = clone_layout(images)
+    on_cpu = clone_layout(images)
     second = params.boxes if op == "cutmix" else params.lam
     t_kernels = emulated(op == "cutmix", on_kernels, labels, params.perm, second, k, eps, table_in_memory)
     fn = cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_
@@ -84,6 +93,7 @@ CASES = [  # (shape, per_sample, pairing): small images keep the emulated grids 
     ((17, 2, 8, 8), False, "flip"),
     ((40, 1, 6, 12), True, "random"),   # more than 16 samples: several slots per position
     ((3, 2, 3, 6, 8), True, "flip"),    # video
+    ((200, 2, 3, 8), True, "random"),   # the 256-row parameter block; 8-byte rows: heads, tails
     ((700, 1, 2, 16), True, "random"),  # many slots, few positions
     ((1000, 1, 1, 4), True, "random"),  # more than 960 samples: the table from memory
     ((2051, 1, 1, 3), True, "random"),  # more than 2048: the large tile, chunks in shared memory
@@ -132,6 +142,90 @@ def test_mixup_against_reference(emulated, gen):
     assert torch.equal(got, want) and torch.equal(t_got, t_want)
 
 
+# Rows that do not start on a 16-byte boundary in samples that do (the sample stride a multiple
+# of 16 bytes): the kernels move each row as a head, whole 16-byte chunks and a tail. SSD300 and
+# 300-wide fp16 (heights cut to keep the emulation quick), 14x14 feature maps, and 299 wide, whose
+# samples lie at different phases and move element by element.
+ODD_WIDTHS = [((3, 4, 300), torch.uint8), ((3, 2, 300), torch.float16), ((3, 2, 300), torch.bfloat16),
+              ((8, 14, 14), torch.float32), ((8, 14, 14), torch.float16), ((8, 14, 14), torch.uint8),
+              ((2, 3, 5), torch.float64), ((3, 2, 299), torch.uint8)]
+
+
+def run_every_family(emulated, images, k, gen):
+    """Each kernel family on `images` (CutMix and MixUp in place, the general op, the out-of-place
+    form and its transpose), per-sample random pairing, the table inline and in memory, against
+    the CPU backend bit for bit; the tracer and the shared-memory poison are on."""
+    from test_general import rand_general
+
+    n = images.shape[0]
+    labels = rand_labels(n, k, "int64", gen)
+    for op in ["cutmix", "mixup"]:
+        params = cutmix_ext.sample_params(images, op, pairing="random", per_sample=True, alpha=1.0,
+                                          generator=gen)
+        second = params.boxes if op == "cutmix" else params.lam
+        for table_in_memory in [False, True]:
+            got, t_got, want, t_want = both(emulated, op, images, labels, params, k, 0.1, table_in_memory)
+            assert torch.equal(got, want) and torch.equal(t_got, t_want), (op, images.shape, table_in_memory)
+        fn = torch.ops.cutmix_ext.cutmix if op == "cutmix" else torch.ops.cutmix_ext.mixup
+        for transpose in [False, True] if images.dtype != torch.uint8 else [False]:
+            got = torch.ops.cutmix_ext_emulated.gather(op == "cutmix", images, params.perm, second, transpose, False)
+            assert torch.equal(got, fn(images, params.perm, second, transpose)), (op, images.shape, transpose)
+    p = rand_general(n, images.shape[-2], images.shape[-1], gen)
+    want = clone_layout(images)
+    _, t_want = cutmix_ext.mix_(want, labels, p, k, label_smoothing=0.1, fill=1)
+    got = clone_layout(images)
+    t_got = torch.ops.cutmix_ext_emulated.elem(got, labels, p.perm, p.boxes, p.lam, p.mode, 1.0, k, 0.1, False)
+    assert torch.equal(got, want) and torch.equal(t_got, t_want), ("mix_", images.shape)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped"])
+@pytest.mark.parametrize("shape,dtype", ODD_WIDTHS, ids=lambda v: str(v))
+def test_rows_off_16_byte_boundaries(emulated, shape, dtype, layout, gen):
+    for n in [1, 5, 70]:
+        run_every_family(emulated, rand_images((n,) + shape, dtype, gen, "cpu", layout), 6, gen)
+
+
+@pytest.mark.parametrize("shape,dtype,layout,wide", [  # heights cut: the widths decide
+    ((3, 8, 224), torch.uint8, "contiguous", True),
+    ((3, 8, 300), torch.uint8, "contiguous", True),       # rows off 16 bytes, samples on them
+    ((3, 8, 300), torch.uint8, "channels_last", True),
+    ((3, 8, 300), torch.float16, "contiguous", True),
+    ((64, 14, 14), torch.float32, "contiguous", True),
+    ((3, 8, 300), torch.uint8, "cropped", False),         # a view into 3x11x305 samples
+    ((3, 8, 299), torch.uint8, "contiguous", False),      # samples at different offsets
+    ((3, 8, 225), torch.uint8, "contiguous", False),
+], ids=str)
+def test_which_chunk_each_shape_moves(emulated, shape, dtype, layout, wide, gen):
+    """16-byte chunks (8 bytes for the general op on float64) wherever every sample's rows lie
+    at one phase of 16 bytes, whatever the rows' width; one element a thread where samples lie at
+    different phases. The result is checked too."""
+    images = rand_images((2,) + shape, dtype, gen, "cpu", layout)
+    labels = rand_labels(2, 4, "int64", gen)
+    for op in ["cutmix", "mixup"]:
+        params = cutmix_ext.sample_params(images, op, alpha=1.0, generator=gen)
+        got, _, want, _ = both(emulated, op, images, labels, params, 4, 0.0)
+        assert torch.equal(got, want)
+        name = torch.ops.cutmix_ext_emulated.last_kernel()
+        chunk = int(re.search(r"(?:CutMixOp|MixUpOp)<[^<>]+, (\d+)>", name).group(1))
+        assert chunk == (16 if wide else images.element_size()), name
+        second = params.boxes if op == "cutmix" else params.lam
+        torch.ops.cutmix_ext_emulated.gather(op == "cutmix", images, params.perm, second, False, False)
+        name = torch.ops.cutmix_ext_emulated.last_kernel()
+        assert re.search(r"gather_kernel<[^,]+, (true|false),", name).group(1) == ("true" if wide else "false"), name
+
+
+# Every batch size where the kernels change their tiling: the parameter blocks of 64, 256 and
+# 960 rows, the drawn table's 1024, the small tile's 2048 (then the large one), with rows of 12
+# bytes (uint8) and 20 bytes (float16): heads and tails in every row but the first.
+TILE_EDGES = [63, 64, 65, 255, 256, 257, 959, 960, 961, 1023, 1024, 1025, 2047, 2048, 2049]
+
+
+@pytest.mark.parametrize("dtype,width", [(torch.uint8, 12), (torch.float16, 10)], ids=str)
+def test_rows_off_16_byte_boundaries_at_every_tile_edge(emulated, dtype, width, gen):
+    for n in TILE_EDGES:
+        run_every_family(emulated, rand_images((n, 1, 4, width), dtype, gen), 5, gen)
+
+
 @pytest.mark.parametrize("op", ["cutmix", "mixup"])
 def test_bad_label_in_kernel_writes_nothing_and_nan_targets(emulated, op, gen):
     """On CUDA the host does not read the labels (that would need a sync): an out-of-range
@@ -140,7 +234,7 @@ def test_bad_label_in_kernel_writes_nothing_and_nan_targets(emulated, op, gen):
     labels = rand_labels(8, 5, "int64", gen)
     bad = labels.clone()
     bad[5] = random.choice([5, -1])
-    before = images.clone()
+    before = clone_layout(images)
     for per_sample in [False, True]:
         params = cutmix_ext.sample_params(images, op, per_sample=per_sample, generator=gen)
         second = params.boxes if op == "cutmix" else params.lam
@@ -149,7 +243,7 @@ def test_bad_label_in_kernel_writes_nothing_and_nan_targets(emulated, op, gen):
         assert torch.equal(images, before)
         targets = emulated(op == "cutmix", images, labels, params.perm, second, 5, 0.0, False, labels)
         assert not torch.isnan(targets).any()
-        before = images.clone()
+        before = clone_layout(images)
 
 
 @pytest.mark.parametrize("op", ["cutmix", "mixup"])
@@ -192,11 +286,11 @@ def test_general_kernel_matches_cpu_backend(emulated, dtype, layout, gen):
             x = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
         p = rand_general(shape[0], shape[-2], shape[-1], gen, modes)
         labels = rand_labels(shape[0], 5, "int64", gen) if modes == (0, 1, 2) else None
-        want = x.clone()
+        want = clone_layout(x)
         _, t_want = cutmix_ext.mix_(want, labels, p, 5 if labels is not None else None,
                                     label_smoothing=0.1, fill=1)
         for table_in_memory in [False, True]:
-            got = x.clone()
+            got = clone_layout(x)
             t_got = elem(got, labels, p.perm, p.boxes, p.lam, p.mode, 1.0,
                          5 if labels is not None else None, 0.1, table_in_memory)
             assert torch.equal(got, want), (shape, table_in_memory)
@@ -237,9 +331,9 @@ def test_self_pairs_are_kept_exactly(emulated, dtype, gen):
         mode = torch.randint(0, 3, (n,), generator=gen, dtype=torch.int8)
         general = cutmix_ext.sample_params(x, "cutmix", per_sample=True, pairing=perm, generator=gen)
         general = general._replace(mode=mode, lam=torch.rand(n, generator=gen, dtype=torch.float64))
-        want = x.clone()
+        want = clone_layout(x)
         _, t_want = cutmix_ext.mix_(want, labels, general, 7, label_smoothing=0.1, fill=2)
-        got = x.clone()
+        got = clone_layout(x)
         t_got = elem(got, labels, perm, general.boxes, general.lam, mode, 2.0, 7, 0.1, False)
         assert same(got, want, fixed) and torch.equal(t_got, t_want), shape
 
@@ -270,6 +364,7 @@ def drawn(op, images, labels, k, alpha, per_sample, pairing, seed, offset, captu
 def test_device_sampling_applies_what_it_reports(emulated, op, dtype, gen):
     """Replaying the reported (perm, boxes, lam) through the CPU backend gives the same bits."""
     for shape, per_sample, pairing in [((6, 3, 9, 11), True, "random"), ((5, 2, 7, 8), False, "roll"),
+                                       ((4, 2, 4, 10), False, "flip"),  # rows off 16-byte boundaries
                                        ((33, 1, 4, 6), True, "flip"), ((1, 3, 5, 5), True, "random")]:
         images = rand_images(shape, dtype, gen)
         labels = rand_labels(shape[0], 7, "int64", gen)
@@ -395,7 +490,11 @@ def test_detection_choose_kernel_matches_cpu_backend(emulated, gen):
     samples choose) against the CPU op: past a block's worth of boxes and of samples."""
     kernel, cpu = torch.ops.cutmix_ext_emulated.detection_choose, torch.ops.cutmix_ext.detection_choose
     chosen = skipped = 0
-    for m in [0, 1, 9, 256, 700]:
+    # then rounds of 9 boxes till some image took a patch and some was left alone (a draw may give
+    # only one of the two)
+    for r, m in enumerate([0, 1, 9, 256, 700] + [9] * 50):
+        if r >= 5 and chosen > 0 and skipped > 0:
+            break
         n = int(torch.randint(1, 300, (), generator=gen))
         k = int(torch.randint(1, 5, (), generator=gen))
         h, w = (int(v) for v in torch.randint(1, 60, (2,), generator=gen))
@@ -574,16 +673,17 @@ def test_tracer_sees_the_real_kernels(emulated, gen):
 def test_tracer_fails_overlapping_rows_in_the_real_kernel(emulated, gen):
     """A fault planted in the in-place kernel's input: rows one element closer together than they
     are long, so that the last element of row 0 is the first of row 1. With 700 samples a block
-    owns 2 positions (elements here), so positions 7 and 8 of a row of 8 fall to blocks 3 and 4,
-    which both write bytes 28..31 of the first image."""
+    owns 2 positions (16-byte chunks here: row 0's tail, row 1's head), so bytes 16..31 of row 0
+    fall to blocks 0 and 1 (row 1 starts at byte 28), which both write bytes 28..31 of the first
+    image."""
     n = 700
     images = rand_images((n, 1, 2, 8), torch.float32, gen)
     labels = rand_labels(n, 3, "int64", gen)
     perm = torch.arange(n).roll(1)
     boxes = torch.tensor([[0, 0, 8, 2]]).expand(n, 4).contiguous()
     for _ in range(3):  # a new block order each call
-        with pytest.raises(RuntimeError, match=r"mix_kernel<.*>: byte 28 of images is written by block 3 "
-                                               r"and written by block 4"):
+        with pytest.raises(RuntimeError, match=r"mix_kernel<.*>: byte 28 of images is written by block 0 "
+                                               r"and written by block 1"):
             emulated(True, images.clone(), labels, perm, boxes, 3, 0.0, True, None, True)
     emulated(True, images.clone(), labels, perm, boxes, 3, 0.0, True, None, False)  # unplanted: fine
 

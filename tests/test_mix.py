@@ -225,10 +225,12 @@ def test_large_batch_many_threads(gen):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped"])
 def test_cuda_matches_cpu(op, dtype, layout, gen):
     fn = cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_
-    # every kernel family: rows inline in a small (<= 64) or a large (<= 960) parameter block, a
-    # table in memory, the large tile (> 2048 samples), a shared box
+    # every kernel family: rows inline in a parameter block of 64, 256 or 960 rows, a table in
+    # memory, the large tile (> 2048 samples), a shared box; rows off 16-byte boundaries
     cases = [((32, 3, 33, 17), True, "random"), ((64, 3, 24, 24), False, "roll"),
-             ((7, 3, 14, 14), False, "flip"), ((300, 2, 6, 10), True, "random"),
+             ((7, 3, 14, 14), False, "flip"), ((200, 3, 5, 12), True, "random"),
+             ((6, 3, 8, 300), True, "random"), ((4, 3, 9, 299), True, "roll"),
+             ((300, 2, 6, 10), True, "random"),
              ((1100, 3, 8, 8), True, "random"), ((2500, 1, 4, 8), True, "random"),
              ((3, 2, 3, 8, 8), True, "flip")]
     for shape, per_sample, pairing in cases:

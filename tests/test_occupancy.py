@@ -83,9 +83,14 @@ class Kernel:
 
     @property
     def dynamic_shared(self):
-        """The in-place kernels keep their new chunks in shared memory till the barrier."""
+        """The in-place kernels keep their new chunks in shared memory till the barrier, behind
+        them a 16-bit word a thread (kEdgeBytes) and the inline tables of more than 64 rows
+        (kernels.cuh, staged)."""
         t = self.tile
-        return t[0] * t[1] * self.chunk_bytes if t else 0
+        if t is None:
+            return 0
+        edges = (t[0] * 2 + 15) // 16 * 16
+        return t[0] * t[1] * self.chunk_bytes + edges + (self.cap * ROW_BYTES["mix_kernel"] if self.cap > 64 else 0)
 
     def resident_blocks(self, threads):
         warps = -(-threads // 32)
@@ -197,8 +202,8 @@ def test_resident_blocks_per_sm(kernels):
 
 
 def test_small_calls_have_small_parameter_blocks(kernels):
-    """A launch copies its parameter block: the 64-row forms stay within a few KiB, and only the
-    largest inline tables come near the 32 KiB limit."""
+    """A launch copies its parameter block: the 64- and 256-row forms stay within their rows and
+    1 KiB, and only the largest inline tables come near the 32 KiB limit."""
     caps = defaultdict(set)
     for k in kernels:
         if k.kind in DETECTION:  # no table inside: pointers to it
@@ -206,9 +211,9 @@ def test_small_calls_have_small_parameter_blocks(kernels):
             continue
         caps[k.kind].add(k.cap)
         assert k.param_bytes <= 32764, (k.name, k.param_bytes)
-        if k.cap <= 64:
+        if k.cap <= 256:
             assert k.param_bytes <= max(k.cap, 0) * ROW_BYTES[k.kind] + 1024, (k.name, k.param_bytes)
-    assert caps == {"mix_kernel": {-1, 0, 64, 960}, "gather_kernel": {0, 64, 512}}, caps
+    assert caps == {"mix_kernel": {-1, 0, 64, 256, 960}, "gather_kernel": {0, 64, 512}}, caps
 
 
 def test_library_holds_the_architectures_it_reports():
@@ -227,3 +232,49 @@ def test_tool_lookup_finds_a_real_cuobjdump():
     out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout
     assert "cuobjdump" in out.lower() or "cuda" in out.lower(), out
     assert glob.glob(os.path.dirname(_library._C.__file__) + "/_C*.so")
+
+
+@pytest.fixture(scope="module")
+def sass(kernels):
+    """{demangled kernel name: its sm_90 SASS instruction mnemonics, in order}."""
+    text = cuobjdump("-sass", "-arch", "sm_90")
+    names, bodies = [], []
+    for part in text.split("Function : ")[1:]:
+        head, _, body = part.partition("\n")
+        names.append(head.strip())
+        bodies.append(re.findall(r"^\s+/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][\w.]*)", body, re.M))
+    return dict(zip(demangle(names), bodies))
+
+
+def instructions_per_byte(kernel, code):
+    """Static instructions of an in-place kernel over the bytes one thread moves per item (kPer
+    chunks): its loop over the samples is unrolled, so this is about what one item costs."""
+    return len(code) / (kernel.tile[1] * kernel.chunk_bytes)
+
+
+def test_wide_chunks_move_16_bytes_an_instruction(kernels, sass):
+    """The uint8 kernels that rows of any width take when their samples lie at one phase of 16
+    bytes (224 and 300 wide alike, tests/test_cuda_emulated.py checks which shape takes which)
+    load and store 16 bytes an instruction, and their code costs at most a quarter of the
+    instructions per byte of the one-byte kernels that samples at different phases take (225 and
+    299 wide uint8). `pytest -s` prints the comparison."""
+    byname = {k.name: k for k in kernels}
+    rows = []
+    for op in ("CutMixOp<1, {}>", "MixUpOp<unsigned char, {}>", "ElemOp<unsigned char, {}>"):
+        for tile, cap in (("Tile<256, 8, 3, 16, 4>", 0), ("Tile<256, 8, 3, 16, 4>", 960),
+                          ("Tile<512, 16, 2, 8, 2>", 0)):
+            wide_bytes = 16 if tile.startswith("Tile<256") else 8
+            name = "void mix_kernel<{}, {}, {}>(LaunchArgs<{}>)"
+            wide = name.format(op.format(wide_bytes), tile, cap, cap)
+            narrow = name.format(op.format(1), tile, cap, cap)
+            assert wide in sass and narrow in sass, (wide, narrow)
+            width = {16: "128", 8: "64"}[wide_bytes]
+            assert any(i.startswith("LDG") and i.endswith("." + width) for i in sass[wide]), wide
+            # stores through the address made opaque after the barrier are generic (ST), not STG
+            assert any(i.startswith("ST") and i.endswith("." + width) for i in sass[wide]), wide
+            w, nw = instructions_per_byte(byname[wide], sass[wide]), instructions_per_byte(byname[narrow], sass[narrow])
+            rows.append(f"{op.format('*')} {tile} rows {cap} | {len(sass[wide])} | {w:.1f} | "
+                        f"{len(sass[narrow])} | {nw:.1f} | {nw / w:.1f}x")
+            assert w <= nw / 4, rows[-1]
+    print("\nkernel | wide: instructions | per byte | one byte: instructions | per byte | ratio")
+    print("\n".join(rows))

@@ -38,6 +38,9 @@ struct Tile {
   static constexpr int kThreads = THREADS, kPer = PER, kMinBlocks = MIN_BLOCKS, kGroup = GROUP;
   static constexpr int kVecBytes = VEC_BYTES;
   static constexpr int64_t kMaxBatch = int64_t{THREADS} * PER;
+  // Rows off VEC_BYTES boundaries move in wide chunks with a head and a tail (Span); the large
+  // tile's registers leave no room for that code, and it takes such rows element by element.
+  static constexpr bool kHeads = VEC_BYTES == 16;
 };
 // The batches people train with on one GPU: 8 chunks of 16 bytes a thread (32 KiB a block).
 using SmallTile = Tile<256, 8, 3, 16, 4>;
@@ -76,6 +79,22 @@ struct LaunchArgs<-1> {
   Geometry g;
   DeviceDraw d;
 };
+
+// Past kSmallInlineRows rows a warp spans several samples (kernel: slot = thread / P), and
+// parameter-space loads at diverging indices are served one address at a time; such tables are
+// copied to shared memory (behind the block's chunks) once per resident block, whose grid is then
+// one wave looping over the items.
+constexpr bool staged(int cap) { return cap > kSmallInlineRows; }
+// A 16-bit edge word a thread, rounded to keep the staged rows behind it 16-byte aligned.
+template <class TILE>
+constexpr int64_t kEdgeBytes = (int64_t{TILE::kThreads} * 2 + 15) / 16 * 16;
+
+template <int CAP>
+__device__ const Sample* stage_rows(const LaunchArgs<CAP>& a, Sample* rows) {
+  for (int64_t i = threadIdx.x; i < a.m.n; i += blockDim.x) rows[i] = a.rows[i];
+  __syncthreads();
+  return rows;
+}
 
 template <int CAP>
 __device__ __forceinline__ const Sample* table_of(const LaunchArgs<CAP>& a) {
@@ -139,7 +158,8 @@ template <> struct Bits<8> { using type = unsigned long long; };
 template <> struct Bits<16> { using type = uint4; };
 
 // What one thread moves per sample and position: BYTES = the tile's vector width when every
-// row start is aligned to it, else one element (BYTES = ES).
+// sample's rows sit at the same offset from it (the rows themselves need not be aligned: see
+// Span), else one element (BYTES = ES).
 template <int ES, int BYTES>
 struct Chunk {
   static constexpr int kBytes = BYTES;
@@ -180,6 +200,68 @@ __device__ __forceinline__ uint32_t byte_mask(int32_t a, int32_t b) {
     return x <= 0 ? 0u : x >= 4 ? 0xffffffffu : (1u << (8 * x)) - 1u;
   };
   return below(b) & ~below(a);
+}
+
+// A chunk is an aligned BYTES-wide word of memory; a row whose start is not aligned to BYTES
+// begins with a partial chunk (its head) and may end with one (its tail), whose bytes outside
+// the row belong to the rows beside it, another position, perhaps another block. Those chunks
+// move only their bytes [first, last), widest words first; every other chunk moves whole. The
+// row's offset from alignment (its phase) is the same for every sample, so a sample, its
+// partner and the output all split the row the same way.
+struct Span {
+  int32_t lo;           // the chunk's first byte, relative to the row's start (< 0 for a head)
+  int32_t first, last;  // the chunk's bytes that lie in the row, relative to lo
+};
+// Chunk `c` of a row of `row_bytes` that starts `phase` bytes past a `bytes` boundary.
+CUTMIX_HD Span span_of(int64_t c, int32_t phase, int64_t row_bytes, int32_t bytes) {
+  const auto lo = static_cast<int32_t>(c * bytes - phase);
+  const auto end = static_cast<int32_t>(row_bytes - lo < bytes ? row_bytes - lo : bytes);
+  return Span{lo, lo < 0 ? -lo : 0, end};
+}
+CUTMIX_HD int32_t phase_of(const void* row, int32_t bytes) {
+  return static_cast<int32_t>(reinterpret_cast<uintptr_t>(row) % static_cast<uint32_t>(bytes));
+}
+
+template <class C>
+__device__ __forceinline__ bool whole(const Span& s) {
+  return C::kElems == 1 || (s.first == 0 && s.last == C::kBytes);
+}
+
+// A row's head or tail goes through the thread's own 16 bytes of shared memory (`scratch`),
+// element by element in a loop: few registers and little code, for chunks that are few. The
+// chunk's bytes [first, last) at p (aligned to C::kBytes), the rest 0:
+template <class C>
+__device__ __forceinline__ typename C::Storage load_part(const char* p, const Span& s,
+                                                         typename C::Storage* scratch) {
+  using E = typename C::Elem;
+  *scratch = typename C::Storage{};
+  char* bytes = reinterpret_cast<char*>(scratch);
+#pragma unroll 1
+  for (int b = s.first; b < s.last; b += static_cast<int>(sizeof(E))) {
+    *reinterpret_cast<E*>(bytes + b) = load<E>(p + b);
+  }
+  return *scratch;
+}
+// and the chunk's bytes [first, last) of *scratch stored at p.
+template <class C>
+__device__ __forceinline__ void store_part(char* p, const typename C::Storage* scratch, const Span& s) {
+  using E = typename C::Elem;
+  const char* bytes = reinterpret_cast<const char*>(scratch);
+#pragma unroll 1
+  for (int b = s.first; b < s.last; b += static_cast<int>(sizeof(E))) {
+    store(reinterpret_cast<E*>(p + b), *reinterpret_cast<const E*>(bytes + b));
+  }
+}
+
+// The whole chunk at p, or (kWhole false) its bytes in the row, through scratch.
+template <class C, bool kWhole>
+__device__ __forceinline__ typename C::Storage load_chunk(const char* p, const Span& s,
+                                                          typename C::Storage* scratch) {
+  if constexpr (kWhole) {
+    return load<typename C::Storage>(p);
+  } else {
+    return load_part<C>(p, s, scratch);
+  }
 }
 
 // `inside` where the chunk's bytes lie in the box's byte columns [bl, bh) of the row,
@@ -323,22 +405,24 @@ struct CutMixOp {
 
   const MixArgs& m;
   const Sample* table;
-  int32_t y, lo;
+  int32_t y;
+  Span s;
 
   __device__ Cut cut(int64_t i) const {
     const Box b = box_of(m, table, i);
-    return cut_of<C>(m, b.x1, b.y1, b.x2, b.y2, y, lo);
+    return cut_of<C>(m, b.x1, b.y1, b.x2, b.y2, y, s.lo);
   }
   __device__ bool touches(int64_t i) const { return cut(i).touches; }
-  __device__ Loaded<V> load(const char* own, const char* src, int64_t i) const {
+  template <bool kWhole>
+  __device__ Loaded<V> load(const char* own, const char* src, int64_t i, V* scratch) const {
     Loaded<V> in;
-    in.src = cutmix_ext::load<V>(src);
-    if (!cut(i).whole) in.own = cutmix_ext::load<V>(own);
+    in.src = load_chunk<C, kWhole>(src, s, scratch);
+    if (!cut(i).whole) in.own = load_chunk<C, kWhole>(own, s, scratch);
     return in;
   }
   __device__ V combine(const Loaded<V>& in, int64_t i) const {
     const Cut c = cut(i);
-    return c.whole ? in.src : merge<C>(in.src, in.own, lo, c.bl, c.bh);
+    return c.whole ? in.src : merge<C>(in.src, in.own, s.lo, c.bl, c.bh);
   }
 };
 
@@ -353,12 +437,17 @@ struct MixUpOp {
 
   const MixArgs& m;
   const Sample* table;
-  int32_t y, lo;
+  int32_t y;
+  Span s;
 
   // A sample paired with itself is left exactly as it is, not blended with itself.
   __device__ bool touches(int64_t i) const { return partner(m, table, i) != i; }
-  __device__ Loaded<V> load(const char* own, const char* src, int64_t) const {
-    return Loaded<V>{cutmix_ext::load<V>(own), cutmix_ext::load<V>(src)};
+  template <bool kWhole>
+  __device__ Loaded<V> load(const char* own, const char* src, int64_t, V* scratch) const {
+    Loaded<V> in;
+    in.own = load_chunk<C, kWhole>(own, s, scratch);
+    in.src = load_chunk<C, kWhole>(src, s, scratch);
+    return in;
   }
   __device__ V combine(const Loaded<V>& in, int64_t i) const {
     return blend_chunk<T, C>(in.own, in.src, table == nullptr ? m.lam : table[i].lam);
@@ -380,29 +469,31 @@ struct ElemOp {
 
   const MixArgs& m;
   const Sample* table;
-  int32_t y, lo;
+  int32_t y;
+  Span s;
 
   __device__ Cut cut(int64_t i) const {
-    const Sample& s = table[i];
-    return cut_of<C>(m, s.x1, s.y1, s.x2, s.y2, y, lo);
+    const Sample& r = table[i];
+    return cut_of<C>(m, r.x1, r.y1, r.x2, r.y2, y, s.lo);
   }
   // Paired with itself, only a fill changes a sample.
   __device__ bool touches(int64_t i) const {
     return cut(i).touches && (table[i].mode == kModeFill || partner(m, table, i) != i);
   }
-  __device__ Loaded<V> load(const char* own, const char* src, int64_t i) const {
+  template <bool kWhole>
+  __device__ Loaded<V> load(const char* own, const char* src, int64_t i, V* scratch) const {
     const int32_t mode = table[i].mode;
     Loaded<V> in;
-    if (!cut(i).whole || mode == kModeBlend) in.own = cutmix_ext::load<V>(own);
-    if (mode != kModeFill) in.src = cutmix_ext::load<V>(src);
+    if (!cut(i).whole || mode == kModeBlend) in.own = load_chunk<C, kWhole>(own, s, scratch);
+    if (mode != kModeFill) in.src = load_chunk<C, kWhole>(src, s, scratch);
     return in;
   }
   __device__ V combine(const Loaded<V>& in, int64_t i) const {
-    const Sample& s = table[i];
+    const Sample& r = table[i];
     V out;
-    if (s.mode == kModeBlend) {
-      out = blend_chunk<T, C>(in.own, in.src, s.lam);
-    } else if (s.mode == kModeFill) {
+    if (r.mode == kModeBlend) {
+      out = blend_chunk<T, C>(in.own, in.src, r.lam);
+    } else if (r.mode == kModeFill) {
       const auto f = static_cast<typename C::Elem>(m.fill_bits);
 #pragma unroll
       for (int e = 0; e < C::kElems; ++e) reinterpret_cast<typename C::Elem*>(&out)[e] = f;
@@ -410,14 +501,30 @@ struct ElemOp {
       out = in.src;
     }
     const Cut c = cut(i);
-    return c.whole ? out : merge<C>(out, in.own, lo, c.bl, c.bh);
+    return c.whole ? out : merge<C>(out, in.own, s.lo, c.bl, c.bh);
   }
 };
+
+// Where position `at` lies: the start of its row in sample 0, the image row, the chunk's bytes.
+struct Place {
+  char* row;
+  int32_t y;
+  Span span;
+};
+template <class C>
+__device__ __forceinline__ Place place_of(const MixArgs& m, const Geometry& g, int64_t at) {
+  constexpr int ES = C::kBytes / C::kElems;
+  const int64_t row = at / g.chunks;
+  const auto y = static_cast<int32_t>(g.y0 + row % g.rows_h);
+  char* start = static_cast<char*>(m.images) + ((row / g.rows_h) * m.stride_a + y * m.stride_h) * ES;
+  return Place{start, y, span_of(g.chunk_lo + at % g.chunks, phase_of(start, C::kBytes), m.w * m.q * ES, C::kBytes)};
+}
 
 // Items [0, g.patch_items) each own g.P consecutive positions across the whole batch: every
 // thread computes the new chunks of its samples, the block meets at the barrier, then stores.
 // The remaining items write the targets. A block takes items blockIdx.x, + gridDim.x, ...: one
-// each, except with sampling="device", whose grid is one wave of resident blocks.
+// each, except where a block first fills its table (sampling="device", staged rows), whose grid
+// is one wave of resident blocks.
 template <class Op, class TILE, int CAP>
 __global__ void __launch_bounds__(TILE::kThreads, TILE::kMinBlocks)
     mix_kernel(const __grid_constant__ LaunchArgs<CAP> a) {
@@ -425,13 +532,18 @@ __global__ void __launch_bounds__(TILE::kThreads, TILE::kMinBlocks)
   constexpr int ES = Op::kElemSize;
   const MixArgs& m = a.m;
   const Geometry& g = a.g;
+  V* stash = dynamic_shared<V>();  // [kPer][kThreads]: each thread reads back only its own
+  // Behind the stash: each thread's head or tail bytes, held across the barrier here rather than
+  // in registers; then the staged table.
+  uint16_t* edges = reinterpret_cast<uint16_t*>(stash + TILE::kThreads * TILE::kPer);
   const Sample* table;
   if constexpr (CAP < 0) {
     table = draw_table(a, Op::kCutmix);
+  } else if constexpr (staged(CAP)) {
+    table = stage_rows(a, reinterpret_cast<Sample*>(edges + kEdgeBytes<TILE> / 2));
   } else {
     table = table_of(a);
   }
-  V* stash = dynamic_shared<V>();  // [kPer][kThreads]: each thread reads back only its own
   const int pos = static_cast<int>(threadIdx.x) % g.P, thread_slot = static_cast<int>(threadIdx.x) / g.P;
   const int64_t sample_bytes = m.stride_n * ES, slot_step = g.S * sample_bytes;
   const int32_t n = static_cast<int32_t>(m.n);
@@ -446,13 +558,12 @@ __global__ void __launch_bounds__(TILE::kThreads, TILE::kMinBlocks)
     int slot = thread_slot;
     opaque(slot);
     const int64_t at = item * g.P + pos;
-    const bool active = slot < g.S && at < g.positions;
-    const int64_t row = at / g.chunks;
-    const auto y = static_cast<int32_t>(g.y0 + row % g.rows_h);
-    const auto lo = static_cast<int32_t>((g.chunk_lo + at % g.chunks) * Op::C::kBytes);
-    char* base = static_cast<char*>(m.images) + ((row / g.rows_h) * m.stride_a + y * m.stride_h) * ES + lo;
+    const Place place = place_of<typename Op::C>(m, g, at);
+    const bool active = slot < g.S && at < g.positions && place.span.first < place.span.last;
+    const bool partial = TILE::kHeads && !whole<typename Op::C>(place.span);
+    char* base = place.row + place.span.lo;
     char* own = base + slot * sample_bytes;  // sample slot + k * S lies k * slot_step further
-    const Op op{m, table, y, lo};
+    const Op op{m, table, place.y, place.span};
 
     uint32_t live = 0;
     bool bad = false;
@@ -466,7 +577,10 @@ __global__ void __launch_bounds__(TILE::kThreads, TILE::kMinBlocks)
         const int32_t i = slot + k * g.S;
         if (active && k < g.R && i < n && op.touches(i)) {
           live |= 1u << k;
-          in[j] = op.load(own + k * slot_step, base + partner(m, table, i) * sample_bytes, i);
+          const char* src = base + partner(m, table, i) * sample_bytes;
+          // a row's head or tail: through the sample's entry of the stash, a loop, few registers
+          in[j] = partial ? op.template load<false>(own + k * slot_step, src, i, &stash[k * TILE::kThreads + threadIdx.x])
+                          : op.template load<true>(own + k * slot_step, src, i, nullptr);
         }
       }
       if (k0 == 0) bad = labels_bad<TILE>(m);  // their loads join the first group's
@@ -476,24 +590,44 @@ __global__ void __launch_bounds__(TILE::kThreads, TILE::kMinBlocks)
         if ((live >> k) & 1u) stash[k * TILE::kThreads + threadIdx.x] = op.combine(in[j], slot + k * g.S);
       }
     }
+    if (partial) edges[threadIdx.x] = static_cast<uint16_t>(place.span.first | place.span.last << 8);
     if (__syncthreads_or(bad)) continue;
     // Recomputed rather than remembered: kPer 64-bit addresses held across the barrier would
     // cost more registers than the launch bounds leave.
     opaque(own);
+    if (!partial) {
 #pragma unroll
-    for (int k = 0; k < TILE::kPer; ++k) {
-      if ((live >> k) & 1u) {
-        store(reinterpret_cast<V*>(own + k * slot_step), stash[k * TILE::kThreads + threadIdx.x]);
+      for (int k = 0; k < TILE::kPer; ++k) {
+        if ((live >> k) & 1u) store(reinterpret_cast<V*>(own + k * slot_step), stash[k * TILE::kThreads + threadIdx.x]);
+      }
+    } else {  // a row's head or tail
+      const uint32_t edge = edges[threadIdx.x];
+      const Span span{0, static_cast<int32_t>(edge & 0xff), static_cast<int32_t>(edge >> 8)};
+#pragma unroll
+      for (int k = 0; k < TILE::kPer; ++k) {
+        if ((live >> k) & 1u) {
+          store_part<typename Op::C>(own + k * slot_step, &stash[k * TILE::kThreads + threadIdx.x], span);
+        }
       }
     }
   }
 }
 
-inline bool aligned(const MixArgs& m, int64_t row_elems, int64_t bytes) {
-  const int64_t es = m.elem_size;
+inline bool same_phase(int64_t n, int64_t sample_bytes, int64_t bytes) {
+  return n <= 1 || sample_bytes % bytes == 0;
+}
+
+// How far past a `bytes` boundary a row (a, y) of an image at `base` may start: 0 when every
+// row starts on one, else up to the last element before the next (the kernels read each row's
+// own phase). Strides in elements of `es` bytes.
+inline int64_t max_phase(const void* base, int64_t es, int64_t a, int64_t stride_a, int64_t h,
+                         int64_t stride_h, int64_t bytes) {
   auto ok = [&](int64_t size, int64_t stride) { return size <= 1 || (stride * es) % bytes == 0; };
-  return reinterpret_cast<uintptr_t>(m.images) % bytes == 0 && ok(m.n, m.stride_n) &&
-         ok(m.a, m.stride_a) && ok(m.h, m.stride_h) && (row_elems * es) % bytes == 0;
+  const bool aligned = reinterpret_cast<uintptr_t>(base) % bytes == 0 && ok(a, stride_a) && ok(h, stride_h);
+  return aligned ? 0 : bytes - es;
+}
+inline int64_t max_phase(const MixArgs& m, int64_t bytes) {
+  return max_phase(m.images, m.elem_size, m.a, m.stride_a, m.h, m.stride_h, bytes);
 }
 
 // Splits the batch over S slots of R samples (R <= kPer) and fills the block with P positions,
@@ -515,24 +649,6 @@ Geometry geometry(const MixArgs& m, int64_t rows, int64_t rows_h, int64_t y0, in
   g.patch_items = (g.positions + g.P - 1) / g.P;
   if (g.chunks == 0) g.chunks = 1;
   return g;
-}
-
-// Blocks of one wave: what stays resident at once by the kernels' launch bounds.
-inline int64_t resident_blocks(int min_blocks) {
-#ifdef CUTMIX_EXT_EMULATE
-  return emulated_sm_count() * min_blocks;
-#else
-  // One block still does the whole call (it loops over every item), only slower.
-  static std::atomic<int> sms[64];
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return 1;
-  int count = sms[device].load(std::memory_order_relaxed);
-  if (count == 0) {
-    if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 1;
-    sms[device].store(count, std::memory_order_relaxed);
-  }
-  return int64_t{count} * min_blocks;
-#endif
 }
 
 // Shared memory beyond 48 KiB a block, static and dynamic together, must be asked for: once
@@ -558,21 +674,52 @@ cudaError_t allow_shared(int64_t dynamic_bytes) {
 #endif
 }
 
+// Blocks of one wave of `kernel`: what the device reports resident at once per SM, times its
+// SMs; read once per device (after allow_shared, which the count depends on). The launch
+// bounds promise kMinBlocks per SM on sm_90; other GPUs may hold fewer (sm_86, sm_89) or more.
+template <auto kKernel>
+int64_t resident_blocks(int threads, int64_t dynamic_bytes, int min_blocks) {
+#ifdef CUTMIX_EXT_EMULATE
+  (void)threads, (void)dynamic_bytes;
+  return emulated_sm_count() * min_blocks;
+#else
+  static std::atomic<int64_t> wave[64];
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return min_blocks;
+  int64_t count = wave[device].load(std::memory_order_relaxed);
+  if (count == 0) {
+    int sms = 0, per_sm = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, threads,
+                                                      static_cast<size_t>(dynamic_bytes)) != cudaSuccess) {
+      (void)cudaGetLastError();  // not the launch's error: one block still does the whole call
+      return min_blocks;
+    }
+    count = int64_t{std::max(sms, 1)} * std::max(per_sm, 1);
+    wave[device].store(count, std::memory_order_relaxed);
+  }
+  return count;
+#endif
+}
+
 template <class Op, class TILE, int CAP>
 cudaError_t launch(LaunchArgs<CAP>& a, cudaStream_t stream) {
   constexpr auto kernel = mix_kernel<Op, TILE, CAP>;
   constexpr int64_t kSpan = int64_t{TILE::kThreads} * kTargetsPerThread;
-  constexpr int64_t kShared = int64_t{TILE::kThreads} * TILE::kPer * sizeof(typename Op::V);
+  constexpr int64_t kShared = int64_t{TILE::kThreads} * TILE::kPer * sizeof(typename Op::V) +
+                              kEdgeBytes<TILE> + (staged(CAP) ? CAP * int64_t{sizeof(Sample)} : 0);
   constexpr int64_t kStatic = CAP < 0 ? kMaxDrawnBatch * int64_t{sizeof(Sample)} : 0;
   a.g.items = a.g.patch_items + (a.m.n * a.m.num_classes + kSpan - 1) / kSpan;
   if (a.g.items == 0) return cudaSuccess;
-  int64_t blocks = a.g.items;
-  if constexpr (CAP < 0) blocks = std::min(blocks, resident_blocks(TILE::kMinBlocks));
-  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   if constexpr (kShared + kStatic > kDefaultShared) {
     const cudaError_t allowed = allow_shared<kernel>(kShared);
     if (allowed != cudaSuccess) return allowed;
   }
+  int64_t blocks = a.g.items;
+  if constexpr (CAP < 0 || staged(CAP)) {
+    blocks = std::min(blocks, resident_blocks<kernel>(TILE::kThreads, kShared, TILE::kMinBlocks));
+  }
+  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
 #ifdef CUTMIX_EXT_EMULATE  // tests/emulation runs the kernels on the CPU
   emulate_launch<kernel>(static_cast<unsigned>(blocks), TILE::kThreads, a, kShared);
   return cudaSuccess;
@@ -582,8 +729,8 @@ cudaError_t launch(LaunchArgs<CAP>& a, cudaStream_t stream) {
 #endif
 }
 
-// The chunk width: the tile's vector (at most what the op allows) when the rows are aligned
-// to it, else one element.
+// The chunk width: the tile's vector (at most what the op allows) when every sample's rows lie
+// at the same phase of it (the sample stride a multiple of it), else one element.
 template <class TILE, class Op>
 constexpr int vector_bytes() {
   constexpr int kBytes = TILE::kVecBytes < Op::kMaxChunk ? TILE::kVecBytes : Op::kMaxChunk;
@@ -592,20 +739,24 @@ constexpr int vector_bytes() {
 template <class TILE, class Op>
 bool use_vector(const MixArgs& m) {
   constexpr int kBytes = vector_bytes<TILE, Op>();
-  return Op::kElemSize < kBytes && aligned(m, m.w * m.q, kBytes);
+  return Op::kElemSize < kBytes && same_phase(m.n, m.stride_n * m.elem_size, kBytes) &&
+         (TILE::kHeads || max_phase(m, kBytes) == 0) && m.w * m.q * m.elem_size <= INT32_MAX - kBytes;
 }
 
 // CutMix and the general op visit the union of the boxes, chunk by chunk (of `bytes`, elements
 // of `es` bytes); MixUp every chunk of every row. (tests/emulation checks both for every N.)
+// A row's chunk c covers its bytes [c * bytes - phase, ...), so the chunks that can meet the
+// bytes [lo, hi) of some row run from lo / bytes (phase 0) to (hi + max_phase) / bytes.
 template <class TILE>
 Geometry boxed_geometry(const MixArgs& m, int64_t es, int64_t bytes) {
-  const int64_t pix = m.q * es;
+  const int64_t pix = m.q * es, slack = max_phase(m, bytes);
   return geometry<TILE>(m, m.a * (m.uy2 - m.uy1), m.uy2 - m.uy1, m.uy1, m.ux1 * pix / bytes,
-                        (m.ux2 * pix + bytes - 1) / bytes);
+                        (m.ux2 * pix + slack + bytes - 1) / bytes);
 }
 template <class TILE>
 Geometry whole_geometry(const MixArgs& m, int64_t es, int64_t bytes) {
-  return geometry<TILE>(m, m.a * m.h, m.h, 0, 0, m.w * m.q * es / bytes);
+  return geometry<TILE>(m, m.a * m.h, m.h, 0, 0,
+                        (m.w * m.q * es + max_phase(m, bytes) + bytes - 1) / bytes);
 }
 
 template <template <class, int> class Op, class T, class TILE, int CAP>
@@ -710,32 +861,37 @@ template <typename T, bool VEC, int CAP>
 __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_constant__ GatherLaunch<CAP> a) {
   using C = Chunk<sizeof(T), VEC ? 16 : sizeof(T)>;
   using V = typename C::Storage;
+  constexpr int ES = sizeof(T);
   const GatherArgs& m = a.m;
   const int64_t idx = int64_t{blockIdx.x} * kGatherThreads + threadIdx.x;
   if (idx >= a.total) return;
   const int64_t chunk = idx % a.chunks_per_row, r = idx / a.chunks_per_row;
   const int64_t y = r % m.h, t = r / m.h, aa = t % m.a, j = t / m.a;
   const GatherRow& row = gather_row(a, j);
-  const int64_t lo = chunk * C::kElems;  // first element of the chunk in the row
-  const int64_t in_off = aa * m.in_stride_a + y * m.in_stride_h + lo;
-  const T* own = static_cast<const T*>(m.in) + j * m.in_stride_n + in_off;
-  const T* src = static_cast<const T*>(m.in) + row.src * m.in_stride_n + in_off;
-  T* dst = static_cast<T*>(m.out) + j * m.out_stride_n + aa * m.out_stride_a + y * m.out_stride_h + lo;
+  // The output's rows and the input's lie at the same phase (gather_vector).
+  char* dst = static_cast<char*>(m.out) + (j * m.out_stride_n + aa * m.out_stride_a + y * m.out_stride_h) * ES;
+  const Span s = span_of(chunk, phase_of(dst, C::kBytes), m.w * m.q * ES, C::kBytes);
+  if (s.first >= s.last) return;
+  dst += s.lo;
+  const int64_t lo = s.lo / ES;  // the chunk's first element in the row (< 0 in a head)
+  const int64_t in_off = (aa * m.in_stride_a + y * m.in_stride_h) * ES + s.lo;
+  const char* own = static_cast<const char*>(m.in) + j * m.in_stride_n * ES + in_off;
+  const char* src = static_cast<const char*>(m.in) + row.src * m.in_stride_n * ES + in_off;
 
   V out_v, own_v, src_v;
   T* o = reinterpret_cast<T*>(&out_v);
   const T* x = reinterpret_cast<const T*>(&own_v);
   const T* z = reinterpret_cast<const T*>(&src_v);
   if (!m.cutmix) {
-    own_v = load<V>(own);
+    own_v = fetch<C>(own, s);
     if (row.src == j) {  // paired with itself: a copy, not a blend with itself
-      store(reinterpret_cast<V*>(dst), own_v);
+      put<C>(dst, own_v, s);
       return;
     }
-    src_v = load<V>(src);
+    src_v = fetch<C>(src, s);
 #pragma unroll
     for (int e = 0; e < C::kElems; ++e) o[e] = blend_one(x[e], z[e], row.wa, row.wb);
-    store(reinterpret_cast<V*>(dst), out_v);
+    put<C>(dst, out_v, s);
     return;
   }
   // Element e lies in pixel column (lo + e) / q; self is dropped inside keep, x[src] taken inside take.
@@ -744,8 +900,8 @@ __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_con
   const int64_t t1 = tr ? row.take.x1 * m.q : 0, t2 = tr ? row.take.x2 * m.q : 0;
   const int64_t hi = lo + C::kElems;
   const bool any_self = lo < k1 || hi > k2, any_src = lo < t2 && hi > t1;
-  if (any_self) own_v = load<V>(own);
-  if (any_src) src_v = load<V>(src);
+  if (any_self) own_v = fetch<C>(own, s);
+  if (any_src) src_v = fetch<C>(src, s);
 #pragma unroll
   for (int e = 0; e < C::kElems; ++e) {
     const int64_t el = lo + e;
@@ -755,24 +911,52 @@ __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_con
            : in_take       ? z[e]
                            : from_float<T>(0.0f);
   }
-  store(reinterpret_cast<V*>(dst), out_v);
+  put<C>(dst, out_v, s);
 }
 
-inline bool gather_aligned16(const GatherArgs& m) {
+// The out-of-place kernel's chunk at p, whole or a row's head or tail, through the thread's
+// 16 bytes of shared memory (declared outside the kernel template, as draw_table's table).
+__device__ uint4* gather_scratch() {
+  __shared__ uint4 scratch[kGatherThreads];
+  return &scratch[threadIdx.x];
+}
+template <class C>
+__device__ __forceinline__ typename C::Storage fetch(const char* p, const Span& s) {
+  using V = typename C::Storage;
+  return whole<C>(s) ? load<V>(p) : load_part<C>(p, s, reinterpret_cast<V*>(gather_scratch()));
+}
+template <class C>
+__device__ __forceinline__ void put(char* p, const typename C::Storage& v, const Span& s) {
+  using V = typename C::Storage;
+  if (whole<C>(s)) {
+    store(reinterpret_cast<V*>(p), v);
+  } else {
+    V* scratch = reinterpret_cast<V*>(gather_scratch());
+    *scratch = v;
+    store_part<C>(p, scratch, s);
+  }
+}
+
+// 16-byte chunks when every row of the input and of the output lies at one phase of 16 bytes:
+// the same for every sample (so x[j], x[src] and out[j] split a row alike), rows of any width.
+inline bool gather_vector(const GatherArgs& m) {
   const int64_t es = m.elem_size;
-  auto ok = [&](int64_t size, int64_t stride) { return size <= 1 || (stride * es) % 16 == 0; };
-  return reinterpret_cast<uintptr_t>(m.in) % 16 == 0 && reinterpret_cast<uintptr_t>(m.out) % 16 == 0 &&
-         ok(m.n, m.in_stride_n) && ok(m.a, m.in_stride_a) && ok(m.h, m.in_stride_h) &&
-         ok(m.n, m.out_stride_n) && ok(m.a, m.out_stride_a) && ok(m.h, m.out_stride_h) &&
-         (m.w * m.q * es) % 16 == 0;
+  auto same = [&](int64_t size, int64_t in_stride, int64_t out_stride) {
+    return size <= 1 || ((in_stride - out_stride) * es) % 16 == 0;
+  };
+  const auto in = reinterpret_cast<uintptr_t>(m.in), out = reinterpret_cast<uintptr_t>(m.out);
+  return same_phase(m.n, m.in_stride_n * es, 16) && same_phase(m.n, m.out_stride_n * es, 16) &&
+         (in - out) % 16 == 0 && same(m.a, m.in_stride_a, m.out_stride_a) &&
+         same(m.h, m.in_stride_h, m.out_stride_h) && m.w * m.q * es <= INT32_MAX - 16;
 }
 
 template <typename T, int CAP>
 cudaError_t launch_gather_as(GatherLaunch<CAP>& a, cudaStream_t stream) {
   const GatherArgs& m = a.m;
-  const bool vec = gather_aligned16(m);
-  const int64_t elems = vec ? 16 / static_cast<int64_t>(sizeof(T)) : 1;
-  a.chunks_per_row = m.w * m.q / elems;
+  const bool vec = gather_vector(m);
+  const int64_t bytes = vec ? 16 : static_cast<int64_t>(sizeof(T));
+  const int64_t slack = max_phase(m.out, m.elem_size, m.a, m.out_stride_a, m.h, m.out_stride_h, bytes);
+  a.chunks_per_row = (m.w * m.q * m.elem_size + slack + bytes - 1) / bytes;
   a.total = m.n * m.a * m.h * a.chunks_per_row;
   const int64_t blocks = (a.total + kGatherThreads - 1) / kGatherThreads;
   if (blocks == 0) return cudaSuccess;
@@ -813,13 +997,14 @@ cudaError_t launch_gather_inline(const GatherArgs& m, const GatherRow* rows, cud
 }  // namespace
 
 // The families, one file each: per-sample rows inline in the parameters (mix_rows64.cu,
-// mix_rows960.cu), drawn in the kernel (mix_drawn.cu); the table in device memory or none,
+// mix_rows256.cu, mix_rows960.cu), drawn in the kernel (mix_drawn.cu); the table in device memory or none,
 // and the dispatch (mix_kernel.cu), for batches past the small tile (mix_large.cu); the
 // out-of-place form (gather_kernel.cu).
 cudaError_t launch_mix_rows64(MixOp op, const MixArgs& m, const Sample* rows, cudaStream_t stream);
 // Batches past the small tile never travel inline (kInlineSamples < kMaxSmallBatch), so the
 // large tile exists for the table in memory only (mix_large.cu).
 cudaError_t launch_mix_large(MixOp op, const MixArgs& m, cudaStream_t stream);
+cudaError_t launch_mix_rows256(MixOp op, const MixArgs& m, const Sample* rows, cudaStream_t stream);
 cudaError_t launch_mix_rows960(MixOp op, const MixArgs& m, const Sample* rows, cudaStream_t stream);
 
 }  // namespace cutmix_ext

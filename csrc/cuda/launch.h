@@ -14,10 +14,11 @@ namespace cutmix_ext {
 constexpr int64_t kMaxSmallBatch = 2048;
 constexpr int64_t kMaxBatch = 8192;
 // Per-sample rows that travel inside the kernel's parameters, so per-sample and random-pairing
-// calls need no host-to-device copy: a small block (2 KiB) for small batches, whose launches
-// then copy little, and up to kInlineSamples rows (32 bytes each) inside the 32 KiB parameter
-// limit of sm_70+ with CUDA 12.1+.
+// calls need no host-to-device copy: blocks of 2 KiB and 8 KiB for the batches people train
+// with, whose launches then copy little, and up to kInlineSamples rows (32 bytes each) inside
+// the 32 KiB parameter limit of sm_70+ with CUDA 12.1+.
 constexpr int64_t kSmallInlineRows = 64;
+constexpr int64_t kMidInlineRows = 256;
 constexpr int64_t kInlineSamples = 960;
 
 // One launch does the whole call: patch (or blend) in place and write the targets. `inline_rows`

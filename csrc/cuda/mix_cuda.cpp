@@ -30,7 +30,8 @@ at::Tensor rows_on_device(const std::vector<Row>& rows, const at::Device& device
 }
 
 // Host parameters travel inside the launch (or in a pinned buffer copied to the device): a CUDA
-// graph being captured would freeze them, and the buffer would be freed after the capture.
+// graph being captured would freeze them, and the buffer would be freed after the capture. Asked
+// under the tensors' device guard: the capture is on that device's current stream.
 void refuse_capture(const char* what) {
   TORCH_CHECK_VALUE(c10::cuda::currentStreamCaptureStatusMayInitCtx() ==
                         c10::cuda::CaptureStatus::None,
@@ -46,11 +47,11 @@ void check_row(const MixArgs& m) {
 
 at::Tensor launch_planned(MixOp op, Plan& p, const at::Tensor& images) {
   TORCH_CHECK_VALUE(images.is_cuda(), "images: expected a CUDA tensor, got ", images.device());
-  refuse_capture("mix with the same boxes; pass sampling=\"device\" to draw inside the graph");
   check_row(p.args);
   TORCH_CHECK_VALUE(p.args.n <= kMaxBatch, "images: the CUDA kernels mix at most ", kMaxBatch,
                     " samples per call, got N = ", p.args.n);
   const c10::cuda::CUDAGuard guard(images.device());
+  refuse_capture("mix with the same boxes; pass sampling=\"device\" to draw inside the graph");
   at::Tensor targets = allocate_targets(p, images);
   if (p.args.n == 0) return targets;
 
@@ -90,9 +91,9 @@ at::Tensor gather_cuda(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
                        const at::Tensor& params, bool transpose) {
   GatherPlan g = make_gather_plan(cutmix, transpose, x, perm, params);
   TORCH_CHECK_VALUE(x.is_cuda(), "x: expected a CUDA tensor, got ", x.device());
+  const c10::cuda::CUDAGuard guard(x.device());
   refuse_capture("apply the same boxes; the out-of-place form (cutmix, mixup, FeatureMix and "
                  "every backward) cannot be captured");
-  const c10::cuda::CUDAGuard guard(x.device());
   if (g.args.n == 0) return g.out;
   const GatherRow* inline_rows = nullptr;
   at::Tensor device_rows;
@@ -114,8 +115,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> detection
   const Plan plan =
       make_detection_plan(boxes, idx, perm, patch, lam, height, width, min_visibility);
   TORCH_CHECK_VALUE(boxes.is_cuda(), "boxes: expected a CUDA tensor, got ", boxes.device());
-  refuse_capture("keep the same boxes; detection batches cannot be captured");
   const c10::cuda::CUDAGuard guard(boxes.device());
+  refuse_capture("keep the same boxes; detection batches cannot be captured");
   const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
   const int64_t m = b.size(0), n = perm.size(0);
   if (m == 0) {
@@ -145,8 +146,8 @@ at::Tensor detection_choose_cuda(const at::Tensor& boxes, const at::Tensor& idx,
   const std::vector<int32_t> rows =
       make_choose_rows(boxes, idx, perm, candidates, height, width, min_visibility);
   TORCH_CHECK_VALUE(boxes.is_cuda(), "boxes: expected a CUDA tensor, got ", boxes.device());
-  refuse_capture("keep the same patches; detection batches cannot be captured");
   const c10::cuda::CUDAGuard guard(boxes.device());
+  refuse_capture("keep the same patches; detection batches cannot be captured");
   const at::Tensor b = boxes.contiguous(), ix = idx.contiguous();
   const int64_t n = perm.size(0), k = candidates.size(1);
   if (n == 0 || b.size(0) == 0) {  // no box to avoid nor to paste: every sample left alone

@@ -8,6 +8,7 @@ cudaError_t launch_mix(MixOp op, const MixArgs& m, const Sample* inline_rows,
                        cudaStream_t stream) {
   if (inline_rows != nullptr) {
     if (m.n <= kSmallInlineRows) return launch_mix_rows64(op, m, inline_rows, stream);
+    if (m.n <= kMidInlineRows) return launch_mix_rows256(op, m, inline_rows, stream);
     if (m.n <= kInlineSamples) return launch_mix_rows960(op, m, inline_rows, stream);
     return cudaErrorInvalidValue;
   }

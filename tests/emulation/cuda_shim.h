@@ -85,6 +85,7 @@ struct Buffer {
 inline std::vector<Buffer> buffers;
 struct Totals {  // the last launch's, for the tests
   int64_t read = 0, written = 0, atomic = 0, blocks = 0;
+  std::string kernel;
 };
 inline Totals last;
 struct Buffers {  // names buffers for the launches of one harness call
@@ -268,7 +269,7 @@ void emulate_launch(unsigned blocks, unsigned threads, const Args& args, int64_t
     });
   }
   for (auto& t : pool) t.join();
-  emu::last = emu::Totals{0, 0, 0, blocks};
+  emu::last = emu::Totals{0, 0, 0, blocks, std::string(emu::kernel_name<kKernel>())};
   if (!emu::trace) return;
   std::vector<emu::Touch> all;
   for (auto& log : logs) all.insert(all.end(), log.begin(), log.end());

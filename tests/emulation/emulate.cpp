@@ -7,6 +7,7 @@
 #include "../../csrc/cuda/mix_kernel.cu"
 #include "../../csrc/cuda/mix_large.cu"
 #include "../../csrc/cuda/mix_rows64.cu"
+#include "../../csrc/cuda/mix_rows256.cu"
 #include "../../csrc/cuda/mix_rows960.cu"
 #include "../../csrc/cuda/mix_drawn.cu"
 #include "../../csrc/cuda/gather_kernel.cu"
@@ -215,6 +216,7 @@ void configure(int64_t block_seed, int64_t sm_count, bool trace, bool poison) {
 std::tuple<int64_t, int64_t, int64_t, int64_t> last_trace() {
   return {emu::last.read, emu::last.written, emu::last.atomic, emu::last.blocks};
 }
+std::string last_kernel() { return emu::last.kernel; }
 
 // log, exp and cos(2 pi x) as the device draws compute them (mix.h), element by element.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> draw_math(const at::Tensor& x) {
@@ -318,13 +320,16 @@ void check_samples(int64_t n, int64_t positions, std::vector<uint8_t>& seen) {
 }
 
 // Chunks of `bytes` (elements of `es`) of each row of the box [x1, x2) x [y1, y2) of an image
-// (a, h, w, q): every byte of the box's columns in exactly one chunk, no chunk outside its row,
-// each row of the box visited once.
+// (a, h, w, q) whose dense rows start `offset` bytes past a `bytes` boundary: every byte of the
+// box's columns in exactly one chunk, no chunk byte outside its row, each row of the box visited
+// once, each chunk aligned.
 template <class TILE>
 void check_chunks(bool boxed, int64_t a, int64_t h, int64_t w, int64_t q, int64_t es,
-                  int64_t bytes, int32_t x1, int32_t y1, int32_t x2, int32_t y2) {
+                  int64_t bytes, int64_t offset, int32_t x1, int32_t y1, int32_t x2, int32_t y2) {
   MixArgs m{};
-  m.n = 1, m.a = a, m.h = h, m.w = w, m.q = q;
+  m.n = 1, m.a = a, m.h = h, m.w = w, m.q = q, m.elem_size = static_cast<int32_t>(es);
+  m.stride_h = w * q, m.stride_a = h * w * q;
+  m.images = reinterpret_cast<void*>(static_cast<uintptr_t>(bytes * 64 + offset));
   m.ux1 = x1, m.uy1 = y1, m.ux2 = x2, m.uy2 = y2;
   if (!boxed) m.ux1 = 0, m.uy1 = 0, m.ux2 = static_cast<int32_t>(w), m.uy2 = static_cast<int32_t>(h);
   const Geometry g = boxed ? boxed_geometry<TILE>(m, es, bytes) : whole_geometry<TILE>(m, es, bytes);
@@ -332,16 +337,23 @@ void check_chunks(bool boxed, int64_t a, int64_t h, int64_t w, int64_t q, int64_
   const auto where = [&] {
     return std::string(boxed ? "boxed" : "whole") + " a=" + std::to_string(a) + " h=" + std::to_string(h) +
            " w=" + std::to_string(w) + " q=" + std::to_string(q) + " es=" + std::to_string(es) +
-           " chunk=" + std::to_string(bytes) + " box x " + std::to_string(m.ux1) + ".." +
-           std::to_string(m.ux2) + " y " + std::to_string(m.uy1) + ".." + std::to_string(m.uy2);
+           " chunk=" + std::to_string(bytes) + " offset=" + std::to_string(offset) + " box x " +
+           std::to_string(m.ux1) + ".." + std::to_string(m.ux2) + " y " + std::to_string(m.uy1) +
+           ".." + std::to_string(m.uy2);
   };
   std::vector<uint8_t> seen(static_cast<size_t>(a * h * row_bytes), 0);
   for (int64_t at = 0; at < g.positions; ++at) {
     const int64_t row = at / g.chunks, y = g.y0 + row % g.rows_h, aa = row / g.rows_h;
-    const int64_t first = (g.chunk_lo + at % g.chunks) * bytes;
     TILE_CHECK(aa < a && y >= m.uy1 && y < m.uy2, where());
-    TILE_CHECK(first >= 0 && first + bytes <= row_bytes, where(), ": chunk at byte ", first);
-    for (int64_t j = first; j < first + bytes; ++j) ++seen[static_cast<size_t>((aa * h + y) * row_bytes + j)];
+    const char* start = static_cast<const char*>(m.images) + (aa * m.stride_a + y * m.stride_h) * es;
+    const Span s = span_of(g.chunk_lo + at % g.chunks, phase_of(start, static_cast<int32_t>(bytes)),
+                           row_bytes, static_cast<int32_t>(bytes));
+    TILE_CHECK(reinterpret_cast<uintptr_t>(start + s.lo) % bytes == 0, where(), ": chunk at byte ", s.lo);
+    TILE_CHECK(s.first % es == 0 && s.last % es == 0 && s.first >= 0 && s.last <= bytes, where());
+    for (int64_t j = s.lo + s.first; j < s.lo + s.last; ++j) {
+      TILE_CHECK(j >= 0 && j < row_bytes, where(), ": chunk byte ", j, " outside its row");
+      ++seen[static_cast<size_t>((aa * h + y) * row_bytes + j)];
+    }
   }
   for (int64_t aa = 0; aa < a; ++aa) {
     for (int64_t y = 0; y < h; ++y) {
@@ -388,15 +400,16 @@ int64_t check_tiles(int64_t max_n) {
         if (bytes < es) continue;
         for (int64_t w = 1; w <= 13; ++w) {
           for (const int64_t q : {1, 3}) {
-            if (w * q * es % bytes != 0) continue;  // use_vector refuses such rows
-            for (int32_t x1 = 0; x1 < w; ++x1) {
-              for (int32_t x2 = x1 + 1; x2 <= w; ++x2) {
-                check_chunks<SmallTile>(boxed, 2, 3, w, q, es, bytes, x1, 1, x2, 3);
-                check_chunks<LargeTile>(boxed, 1, 2, w, q, es, bytes, x1, 0, x2, 1);
-                checked += 2;
+            for (int64_t offset = 0; offset < bytes; offset += es) {
+              for (int32_t x1 = 0; x1 < w; ++x1) {
+                for (int32_t x2 = x1 + 1; x2 <= w; ++x2) {
+                  check_chunks<SmallTile>(boxed, 2, 3, w, q, es, bytes, offset, x1, 1, x2, 3);
+                  check_chunks<LargeTile>(boxed, 1, 2, w, q, es, bytes, offset, x1, 0, x2, 1);
+                  checked += 2;
+                  if (!boxed) break;
+                }
                 if (!boxed) break;
               }
-              if (!boxed) break;
             }
           }
         }
@@ -411,6 +424,7 @@ int64_t check_tiles(int64_t max_n) {
 TORCH_LIBRARY(cutmix_ext_emulated, m) {
   m.def("configure(int block_seed, int sm_count, bool trace=True, bool poison=True) -> ()", &configure);
   m.def("last_trace() -> (int, int, int, int)", &last_trace);
+  m.def("last_kernel() -> str", &last_kernel);
   m.def("planted(int plant) -> (Tensor, Tensor)", &planted);
   m.def("check_tiles(int max_n) -> int", &check_tiles);
   m.def("draw_math(Tensor x) -> (Tensor, Tensor, Tensor)", &draw_math);
