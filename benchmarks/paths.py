@@ -197,8 +197,8 @@ def markdown(rows, info):
         if seconds is None:
             out.append(f"| {group} | {name} | — | — | — | | |")
             continue
-        verdict = "" if goal is None or ratio is None else (
-            f"≥ {goal:g}: " + ("met" if ratio >= goal else "**not met**"))
+        verdict = "" if goal is None or ratio is None else (  # judged as printed, to 2 decimals
+            f"≥ {goal:g}: " + ("met" if round(ratio, 2) >= goal else "**not met**"))
         gb = "" if gbs is None else f"{gbs:,.0f}" if gbs >= 100 else f"{gbs:.3g}"
         ratio_s = "" if ratio is None else f"{ratio:.2f}x"
         out.append(f"| {group} | {name} | {seconds * 1e6:,.1f} | {gb} | {ratio_s} | {ref} | {verdict} |")

@@ -214,6 +214,34 @@ def test_which_chunk_each_shape_moves(emulated, shape, dtype, layout, wide, gen)
         assert re.search(r"gather_kernel<[^,]+, (true|false),", name).group(1) == ("true" if wide else "false"), name
 
 
+@pytest.mark.parametrize("n", [5, 2049])  # the small tile (heads and tails), the large one
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32], ids=str)
+def test_bytes_beside_a_view_stay_untouched(emulated, n, dtype, gen):
+    """A view whose rows end inside a chunk (13 bytes or 7 floats of rows of 16 elements, every
+    row start aligned): each in-place family writes the view's bytes only and the rest of the
+    tensor keeps its own, bit for bit."""
+    from test_general import rand_general
+
+    base = rand_images((n, 2, 3, 16), dtype, gen)
+    w = 13 if dtype == torch.uint8 else 7
+    labels = rand_labels(n, 5, "int64", gen)
+    for op in ["cutmix", "mixup"]:
+        params = cutmix_ext.sample_params(base[..., :w], op, pairing="random", per_sample=True, alpha=1.0,
+                                          generator=gen)
+        second = params.boxes if op == "cutmix" else params.lam
+        got = base.clone()
+        emulated(op == "cutmix", got[..., :w], labels, params.perm, second, 5, 0.1, False)
+        want = base[..., :w].clone()
+        (cutmix_ext.cutmix_ if op == "cutmix" else cutmix_ext.mixup_)(want, labels, 5, params=params)
+        assert torch.equal(got[..., :w], want) and torch.equal(got[..., w:], base[..., w:]), op
+    p = rand_general(n, 3, w, gen)
+    got = base.clone()
+    torch.ops.cutmix_ext_emulated.elem(got[..., :w], labels, p.perm, p.boxes, p.lam, p.mode, 1.0, 5, 0.1, False)
+    want = base[..., :w].clone()
+    cutmix_ext.mix_(want, labels, p, 5, label_smoothing=0.1, fill=1)
+    assert torch.equal(got[..., :w], want) and torch.equal(got[..., w:], base[..., w:])
+
+
 # Every batch size where the kernels change their tiling: the parameter blocks of 64, 256 and
 # 960 rows, the drawn table's 1024, the small tile's 2048 (then the large one), with rows of 12
 # bytes (uint8) and 20 bytes (float16): heads and tails in every row but the first.

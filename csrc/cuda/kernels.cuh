@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "access.cuh"
@@ -38,8 +39,9 @@ struct Tile {
   static constexpr int kThreads = THREADS, kPer = PER, kMinBlocks = MIN_BLOCKS, kGroup = GROUP;
   static constexpr int kVecBytes = VEC_BYTES;
   static constexpr int64_t kMaxBatch = int64_t{THREADS} * PER;
-  // Rows off VEC_BYTES boundaries move in wide chunks with a head and a tail (Span); the large
-  // tile's registers leave no room for that code, and it takes such rows element by element.
+  // Rows off VEC_BYTES boundaries, or not a whole number of chunks long, move in wide chunks
+  // with a head and a tail (Span); the large tile's registers leave no room for that code, and
+  // it takes such rows element by element.
   static constexpr bool kHeads = VEC_BYTES == 16;
 };
 // The batches people train with on one GPU: 8 chunks of 16 bytes a thread (32 KiB a block).
@@ -233,14 +235,21 @@ __device__ __forceinline__ bool whole(const Span& s) {
 template <class C>
 __device__ __forceinline__ typename C::Storage load_part(const char* p, const Span& s,
                                                          typename C::Storage* scratch) {
+  // Written as elements and read as a whole: through memcpy, which may alias anything (a store
+  // as one type and a load as another would let the compiler reorder them).
   using E = typename C::Elem;
-  *scratch = typename C::Storage{};
+  using V = typename C::Storage;
+  const V zero{};
   char* bytes = reinterpret_cast<char*>(scratch);
+  memcpy(bytes, &zero, sizeof(V));
 #pragma unroll 1
   for (int b = s.first; b < s.last; b += static_cast<int>(sizeof(E))) {
-    *reinterpret_cast<E*>(bytes + b) = load<E>(p + b);
+    const E e = load<E>(p + b);
+    memcpy(bytes + b, &e, sizeof(E));
   }
-  return *scratch;
+  V v;
+  memcpy(&v, bytes, sizeof(V));
+  return v;
 }
 // and the chunk's bytes [first, last) of *scratch stored at p.
 template <class C>
@@ -249,7 +258,9 @@ __device__ __forceinline__ void store_part(char* p, const typename C::Storage* s
   const char* bytes = reinterpret_cast<const char*>(scratch);
 #pragma unroll 1
   for (int b = s.first; b < s.last; b += static_cast<int>(sizeof(E))) {
-    store(reinterpret_cast<E*>(p + b), *reinterpret_cast<const E*>(bytes + b));
+    E e;
+    memcpy(&e, bytes + b, sizeof(E));
+    store(reinterpret_cast<E*>(p + b), e);
   }
 }
 
@@ -739,8 +750,10 @@ constexpr int vector_bytes() {
 template <class TILE, class Op>
 bool use_vector(const MixArgs& m) {
   constexpr int kBytes = vector_bytes<TILE, Op>();
+  const int64_t row_bytes = m.w * m.q * m.elem_size;
   return Op::kElemSize < kBytes && same_phase(m.n, m.stride_n * m.elem_size, kBytes) &&
-         (TILE::kHeads || max_phase(m, kBytes) == 0) && m.w * m.q * m.elem_size <= INT32_MAX - kBytes;
+         (TILE::kHeads || (max_phase(m, kBytes) == 0 && row_bytes % kBytes == 0)) &&
+         row_bytes <= INT32_MAX - kBytes;
 }
 
 // CutMix and the general op visit the union of the boxes, chunk by chunk (of `bytes`, elements

@@ -39,11 +39,11 @@ void refuse_capture(const char* what) {
                     "captured and every replay would ", what);
 }
 
-void check_row(const MixArgs& m) {
-  TORCH_CHECK_VALUE(m.w * m.q * m.elem_size < kMaxRowBytes, "images: a row of ",
-                    m.w * m.q * m.elem_size,
+void check_row(const char* name, int64_t row_bytes) {
+  TORCH_CHECK_VALUE(row_bytes < kMaxRowBytes, name, ": a row of ", row_bytes,
                     " bytes; the CUDA kernels take rows (W, times C if channels_last) under 2 GiB");
 }
+void check_row(const MixArgs& m) { check_row("images", m.w * m.q * m.elem_size); }
 
 at::Tensor launch_planned(MixOp op, Plan& p, const at::Tensor& images) {
   TORCH_CHECK_VALUE(images.is_cuda(), "images: expected a CUDA tensor, got ", images.device());
@@ -91,6 +91,7 @@ at::Tensor gather_cuda(bool cutmix, const at::Tensor& x, const at::Tensor& perm,
                        const at::Tensor& params, bool transpose) {
   GatherPlan g = make_gather_plan(cutmix, transpose, x, perm, params);
   TORCH_CHECK_VALUE(x.is_cuda(), "x: expected a CUDA tensor, got ", x.device());
+  check_row("x", g.args.w * g.args.q * g.args.elem_size);
   const c10::cuda::CUDAGuard guard(x.device());
   refuse_capture("apply the same boxes; the out-of-place form (cutmix, mixup, FeatureMix and "
                  "every backward) cannot be captured");
