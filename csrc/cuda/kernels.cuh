@@ -870,6 +870,29 @@ __device__ __forceinline__ const GatherRow& gather_row(const GatherLaunch<CAP>& 
   }
 }
 
+// The out-of-place kernel's chunk at p, whole or a row's head or tail, through the thread's
+// 16 bytes of shared memory (declared outside the kernel template, as draw_table's table).
+__device__ uint4* gather_scratch() {
+  __shared__ uint4 scratch[kGatherThreads];
+  return &scratch[threadIdx.x];
+}
+template <class C>
+__device__ __forceinline__ typename C::Storage fetch(const char* p, const Span& s) {
+  using V = typename C::Storage;
+  return whole<C>(s) ? load<V>(p) : load_part<C>(p, s, reinterpret_cast<V*>(gather_scratch()));
+}
+template <class C>
+__device__ __forceinline__ void put(char* p, const typename C::Storage& v, const Span& s) {
+  using V = typename C::Storage;
+  if (whole<C>(s)) {
+    store(reinterpret_cast<V*>(p), v);
+  } else {
+    V* scratch = reinterpret_cast<V*>(gather_scratch());
+    *scratch = v;
+    store_part<C>(p, scratch, s);
+  }
+}
+
 template <typename T, bool VEC, int CAP>
 __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_constant__ GatherLaunch<CAP> a) {
   using C = Chunk<sizeof(T), VEC ? 16 : sizeof(T)>;
@@ -925,29 +948,6 @@ __global__ void __launch_bounds__(kGatherThreads) gather_kernel(const __grid_con
                            : from_float<T>(0.0f);
   }
   put<C>(dst, out_v, s);
-}
-
-// The out-of-place kernel's chunk at p, whole or a row's head or tail, through the thread's
-// 16 bytes of shared memory (declared outside the kernel template, as draw_table's table).
-__device__ uint4* gather_scratch() {
-  __shared__ uint4 scratch[kGatherThreads];
-  return &scratch[threadIdx.x];
-}
-template <class C>
-__device__ __forceinline__ typename C::Storage fetch(const char* p, const Span& s) {
-  using V = typename C::Storage;
-  return whole<C>(s) ? load<V>(p) : load_part<C>(p, s, reinterpret_cast<V*>(gather_scratch()));
-}
-template <class C>
-__device__ __forceinline__ void put(char* p, const typename C::Storage& v, const Span& s) {
-  using V = typename C::Storage;
-  if (whole<C>(s)) {
-    store(reinterpret_cast<V*>(p), v);
-  } else {
-    V* scratch = reinterpret_cast<V*>(gather_scratch());
-    *scratch = v;
-    store_part<C>(p, scratch, s);
-  }
 }
 
 // 16-byte chunks when every row of the input and of the output lies at one phase of 16 bytes:
